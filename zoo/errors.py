@@ -1,0 +1,97 @@
+"""One exception hierarchy for zoo; every error carries its CLI exit code.
+
+Exit 2 means the caller gave bad input (unknown id, malformed file, wrong format);
+exit 1 means the operation or a check failed. Builtin bases let callers catch either.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ZooError(Exception):
+    """Root of every error zoo raises on purpose."""
+
+    exit_code: int = 1
+
+
+# --- bad input: exit 2 -------------------------------------------------------------
+
+
+class InputError(ZooError, ValueError):
+    """The caller asked for something that cannot be done as asked."""
+
+    exit_code = 2
+
+
+class UnknownModelError(InputError, LookupError):
+    def __init__(self, model_id: str, suggestions: Sequence[str] = ()) -> None:
+        self.model_id = model_id
+        self.suggestions = list(suggestions)
+        hint = f"; did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"unknown model id {model_id!r}{hint} (see `zoo list`)")
+
+
+class RegistryError(InputError):
+    """A registry file is malformed; names the file, the entry and the field."""
+
+    def __init__(self, file: str, entry: str | None, field: str | None, problem: str) -> None:
+        self.file, self.entry, self.field, self.problem = file, entry, field, problem
+        where = file
+        if entry is not None:
+            where += f": entry {entry!r}"
+        if field is not None:
+            where += f": field {field!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+class FormatError(InputError):
+    """An input artifact (checkpoint, archive, config) is not what its format requires."""
+
+
+class UnsafeArchiveError(FormatError):
+    """An archive member would escape the target, is a link, or unpacks absurdly large."""
+
+
+# --- failures: exit 1 --------------------------------------------------------------
+
+
+class DownloadError(ZooError, OSError):
+    """The network or server failed after retries."""
+
+
+class IntegrityError(ZooError):
+    """Bytes on disk or on the wire do not match what was expected."""
+
+    def __init__(self, message: str, *, expected: str | None = None,
+                 actual: str | None = None, source: str | None = None) -> None:
+        self.expected, self.actual, self.source = expected, actual, source
+        super().__init__(message)
+
+
+class OfflineError(ZooError):
+    """Offline mode is on and something needed is not in the cache."""
+
+    def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
+        self.missing = list(missing)
+        super().__init__(message)
+
+
+class ConversionError(ZooError):
+    """A conversion could not produce a faithful model."""
+
+
+class MappingError(ConversionError, FormatError):
+    """Source tensors and the rule table disagree (unmapped, unused, missing or misshapen).
+
+    A checkpoint that does not fit its format is bad input, so this exits 2.
+    """
+
+    exit_code = 2
+
+
+class VerifyFailed(ZooError):
+    """At least one verify check failed."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        self.report = report
+        super().__init__(message)

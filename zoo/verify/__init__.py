@@ -1,0 +1,4 @@
+"""verify: the checks that prove a converted model behaves like its source."""
+from .report import Check, Report
+
+__all__ = ["Check", "Report"]
