@@ -116,3 +116,126 @@ class Entry:
         data = asdict(self)
         data.pop("registry_file")
         return data
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registry:
+    """An immutable, merged view of the packaged registry and any user files."""
+
+    entries: tuple[Entry, ...]
+    files: tuple[str, ...]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entries]
+
+    def get(self, model_id: str) -> Entry:
+        """Look up by registry id or by full HF repo id (`org/name`)."""
+        for entry in self.entries:
+            if model_id in (entry.id, entry.source.repo):
+                return entry
+        names = self.ids() + [e.source.repo for e in self.entries if e.source.repo]
+        close = difflib.get_close_matches(model_id, names, n=3, cutoff=0.5)
+        if not close:
+            lowered = model_id.lower()
+            close = [n for n in names if lowered in n.lower()][:3]
+        raise UnknownModelError(model_id, close)
+
+    def filter(self, family: str | None = None) -> list[Entry]:
+        return [e for e in self.entries if family is None or e.family == family]
+
+
+def packaged_registry_path() -> Path:
+    """registry.json inside the installed package, else at the source checkout's root."""
+    bundled = resources.files("zoo").joinpath(constants.REGISTRY_FILENAME)
+    if bundled.is_file():
+        return Path(str(bundled))
+    return Path(__file__).resolve().parent.parent / constants.REGISTRY_FILENAME
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files("zoo").joinpath("registry.schema.json").read_text())
+
+
+def load_registry(paths: Iterable[Path] | None = None) -> Registry:
+    """Load the packaged registry plus ZOO_REGISTRY files (or `paths`), later files winning per id."""
+    files = [packaged_registry_path(), *(constants.extra_registry_paths() if paths is None else paths)]
+    merged: dict[str, Entry] = {}
+    for path in files:
+        for entry in _load_file(Path(path)):
+            merged[entry.id] = entry
+    return Registry(tuple(merged.values()), tuple(str(p) for p in files))
+
+
+def _load_file(path: Path) -> list[Entry]:
+    name = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(name, None, None, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(name, None, None, f"cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise RegistryError(name, None, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    _validate(name, data)
+    entries = [_entry(m, name) for m in data["models"]]
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.id in seen:
+            raise RegistryError(name, entry.id, "id", "duplicate id in this file")
+        seen.add(entry.id)
+    return entries
+
+
+def _validate(name: str, data: Any) -> None:
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    path = list(error.absolute_path)
+    entry = field_name = None
+    if len(path) >= 2 and path[0] == "models" and isinstance(path[1], int):
+        model = data["models"][path[1]]
+        entry = model.get("id") if isinstance(model, dict) and isinstance(model.get("id"), str) else f"#{path[1]}"
+        field_name = ".".join(str(p) for p in path[2:]) or None
+    elif path:
+        field_name = ".".join(str(p) for p in path)
+    problem = error.message
+    if error.validator == "additionalProperties":
+        extra = [k for k in error.instance if k not in error.schema.get("properties", {})]
+        field_name = ".".join(filter(None, [field_name, extra[0]]))
+        problem = f"unknown field {extra[0]!r} (allowed: {', '.join(error.schema.get('properties', {}))})"
+    elif error.validator == "required":
+        missing = error.message.split("'")[1]
+        field_name = ".".join(filter(None, [field_name, missing]))
+        problem = "required field is missing"
+    raise RegistryError(name, entry, field_name, problem)
+
+
+def _entry(raw: Mapping[str, Any], file: str) -> Entry:
+    return Entry(
+        id=raw["id"],
+        family=raw["family"],
+        task=raw["task"],
+        size=raw["size"],
+        attributes=Attributes(**raw["attributes"]),
+        source=Source(**raw["source"]),
+        converter=raw["converter"],
+        license=raw["license"],
+        paper=Paper(**raw["paper"]),
+        metrics=tuple(Metric(**m) for m in raw.get("metrics", ())),
+        golden=tuple(
+            GoldenValue(**{**g, "values": tuple(g["values"])}) for g in raw.get("golden", ())
+        ),
+        notes=raw.get("notes", ""),
+        registry_file=file,
+    )
