@@ -1,0 +1,55 @@
+"""The model card (README.md) written beside a converted model: metadata up top, provenance below."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._version import __version__
+from .registry import Entry
+
+LIBRARY = {"tapas": "transformers", "flmr": "transformers", "splade": "sentence-transformers"}
+
+
+def _yaml_scalar(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON scalar is a valid YAML flow scalar
+
+
+def render(entry: Entry | None, family: str, source: dict[str, Any], checks: list[dict[str, Any]],
+           notes: list[str]) -> str:
+    front: list[str] = ["---", f"library_name: {LIBRARY[family]}", "tags:"]
+    tags = ["zoo", family] + ([entry.task] if entry else [])
+    front += [f"- {_yaml_scalar(t)}" for t in tags]
+    if entry:
+        front.append(f"license: {_yaml_scalar(entry.license)}")
+        front.append(f"base_model: {_yaml_scalar(entry.source.repo or entry.source.url)}")
+        if entry.metrics:
+            front.append("metrics:")
+            for m in entry.metrics:
+                front.append(f"- benchmark: {_yaml_scalar(m.benchmark)}")
+                front += [f"  metric: {_yaml_scalar(m.metric)}", f"  value: {m.value}",
+                          f"  set: {_yaml_scalar(m.set)}", f"  provenance: {_yaml_scalar(m.provenance)}"]
+    front.append("---")
+
+    title = entry.id if entry else str(source.get("path", "converted model"))
+    body = [f"# {title}", ""]
+    if entry:
+        body += [f"{entry.family} {entry.task}, size {entry.size}. Paper: {entry.paper.title}"
+                 + (f" (arXiv {entry.paper.arxiv})" if entry.paper.arxiv else "") + ".", ""]
+        if entry.notes:
+            body += [entry.notes, ""]
+    body += ["## Provenance", ""]
+    body += [f"- source: {source.get('url') or source.get('repo') or source.get('path')}"]
+    if source.get("sha256"):
+        body.append(f"- source sha256: `{source['sha256']}`")
+    for name, info in sorted((source.get("files") or {}).items()):
+        body.append(f"- source file `{name}` sha256 `{info['sha256']}`")
+    body.append(f"- converted by zoo {__version__} (format `{source.get('format', 'none')}`)")
+    body += [f"- note: {n}" for n in notes]
+    body += ["", "## Verification at conversion time", ""]
+    if checks:
+        body += ["| check | verdict | value | tolerance |", "|---|---|---|---|"]
+        body += [f"| {c['name']} | {'PASS' if c['ok'] else 'FAIL'} | {c.get('value')} | {c.get('tolerance')} |"
+                 for c in checks]
+    else:
+        body.append("No checks ran at conversion time; run `zoo verify` on this directory.")
+    return "\n".join(front + [""] + body) + "\n"

@@ -1,0 +1,218 @@
+"""`zoo` command line: one parser, one `except ZooError`, exit codes from the error classes."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import api, sources
+from ._version import __version__
+from .errors import InputError, VerifyFailed, ZooError
+from .judging import drift_table
+from .registry import FAMILIES, Entry
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "json", False) and sys.stderr.isatty()
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)
+
+
+# --- verbs --------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    entries = api.list_models(args.family)
+    rows = [{"id": e.id, "family": e.family, "task": e.task, "size": e.size,
+             "source": e.source.repo or e.source.url, "state": api.state(e)} for e in entries]
+    lines = [f"{'id':46} {'family':7} {'task':17} {'size':7} state"]
+    for r in rows:
+        state = ",".join(k for k, v in r["state"].items() if v) or "-"
+        lines.append(f"{r['id']:46} {r['family']:7} {r['task']:17} {r['size']:7} {state}")
+    _emit(args, rows, "\n".join(lines))
+    return 0
+
+
+def _info_text(entry: Entry, state: dict[str, bool]) -> str:
+    a = entry.attributes
+    lines = [
+        f"{entry.id}  ({entry.family}, {entry.task}, size {entry.size})",
+        f"  source:     {entry.source.url or entry.source.repo}"
+        + (f" @ {entry.source.revision}" if entry.source.revision else ""),
+        f"  size/hash:  {entry.source.size or 'unknown'} bytes, sha256 {entry.source.sha256 or 'null (pinned on first pull)'}",
+        f"  converter:  {entry.converter or 'none (already safetensors)'}",
+        f"  license:    {entry.license}",
+        f"  paper:      {entry.paper.title}" + (f" (arXiv {entry.paper.arxiv})" if entry.paper.arxiv else ""),
+        "  attributes: " + ", ".join(f"{k}={v}" for k, v in vars(a).items() if v is not None),
+        "  state:      " + (", ".join(k for k, v in state.items() if v) or "not pulled"),
+    ]
+    if entry.notes:
+        lines.append(f"  notes:      {entry.notes}")
+    drift = [r for r in drift_table(entry) if r.paper is not None and r.converted is not None]
+    if drift:
+        lines += ["", "  drift: paper numbers vs the converted HF checkpoint (authors' deprecation note)",
+                  f"  {'benchmark':22} {'metric':7} {'paper':>7} {'converted':>9} {'delta':>7}"]
+        lines += [f"  {r.benchmark:22} {r.metric:7} {r.paper:7.1f} {r.converted:9.1f} {r.delta:+7.1f}" for r in drift]
+    others = [m for m in entry.metrics if not drift or (m.benchmark, m.metric) not in {(r.benchmark, r.metric) for r in drift}]
+    if others:
+        lines += ["", "  metrics:"]
+        lines += [f"  {m.benchmark:40} {m.metric:18} {m.value:>8g}  [{m.set}] {m.provenance}" for m in others]
+    for g in entry.golden:
+        lines += ["", f"  golden: {g.name}: {list(g.values)} (tolerance {g.tolerance:g}; {g.provenance})"]
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    entry = api.get(args.model)
+    state = api.state(entry)
+    data = {**entry.to_dict(), "state": state,
+            "drift": [{**vars(r), "delta": r.delta} for r in drift_table(entry)]}
+    _emit(args, data, _info_text(entry, state))
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    if args.all == bool(args.models):
+        raise InputError("give model ids or --all (not both)")
+    entries = api.list_models() if args.all else [api.get(m) for m in args.models]
+    results = []
+    for entry in entries:
+        was_cached = sources.cached(entry) is not None and not args.force
+        kwargs = {"repin": True} if args.repin else {}
+        path = sources.source_for(entry).pull(entry, force=args.force, progress=_progress(args), **kwargs)
+        results.append({"id": entry.id, "path": str(path), "status": "cached" if was_cached else "downloaded"})
+        if not args.json:
+            print(f"{entry.id}: {results[-1]['status']} -> {path}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    if args.source is not None:
+        if args.model or not args.format or not args.out:
+            raise InputError("convert --from PATH needs --format and --out, and no model id")
+        from .conversion import convert_local
+
+        options = {k: v for k, v in (("config", args.config), ("vision", args.vision),
+                                     ("reset_position_index_per_cell", args.reset)) if v is not None}
+        path = convert_local(Path(args.source), args.format, Path(args.out), options=options,
+                             force=args.force, progress=_progress(args))
+    else:
+        if not args.model or args.format or args.config or args.vision:
+            raise InputError("convert takes a model id, or --from PATH --format FORMAT --out DIR")
+        path = api.convert(args.model, out=Path(args.out) if args.out else None, force=args.force,
+                           progress=_progress(args))
+    from . import manifest
+
+    data = manifest.read(path)
+    _emit(args, {"path": str(path), "format": data["format"], "notes": data["notes"],
+                 "checks": data["checks_at_conversion"]},
+          "\n".join([f"converted -> {path}"] + [f"  note: {n}" for n in data["notes"]]
+                    + [f"  {c['name']}: {'PASS' if c['ok'] else 'FAIL'} ({c['value']})" for c in data["checks_at_conversion"]]))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = api.verify(args.target, golden=args.golden)
+    lines = [f"verify {report.target}"]
+    for c in report.checks:
+        verdict = "PASS" if c.ok else "FAIL"
+        lines.append(f"  {c.name:10} {verdict:4}  value={c.value}  tolerance={c.tolerance}" + (f"  {c.detail}" if c.detail else ""))
+    lines.append("OK" if report.ok else "FAILED")
+    _emit(args, report.to_dict(), "\n".join(lines))
+    if not report.ok:
+        raise VerifyFailed("verification failed", report)
+    return 0
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    entry = api.get(args.model)
+    from . import cache
+
+    converted = cache.paths(entry.id).converted_dir
+    if (converted / "zoo_manifest.json").exists():
+        print(converted)
+        return 0
+    pulled = sources.cached(entry)
+    if pulled is None:
+        raise ZooError(f"{entry.id} is not in the cache; run `zoo pull {entry.id}` or `zoo convert {entry.id}`")
+    print(pulled)
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="Registry, converter and verifier for retrieval checkpoints.")
+    parser.add_argument("--version", action="version", version=f"zoo {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("list", help="table of entries with cache state")
+    p.add_argument("--family", choices=FAMILIES)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="everything about one entry, incl. metrics and drift table")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("pull", help="download + integrity check into the cache")
+    p.add_argument("models", nargs="*")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.add_argument("--repin", action="store_true", help="accept a changed upstream file and re-pin its hash")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("convert", help="convert a registry model, or a local artifact with --from")
+    p.add_argument("model", nargs="?")
+    p.add_argument("--from", dest="source", help="local artifact: zip, unzipped dir, checkpoint prefix or .ckpt")
+    p.add_argument("--format", choices=["tapas-retriever", "tapas-reader", "flmr-legacy"])
+    p.add_argument("--out", help="output directory")
+    p.add_argument("--config", help="flmr-legacy: dir with config.json and the tokenizer folders")
+    p.add_argument("--vision", help="flmr-legacy: CLIP vision model dir (FLMR legacy checkpoints have none)")
+    p.add_argument("--reset-position-index-per-cell", dest="reset", choices=["yes", "no"],
+                   help="tapas: per-cell position reset, when the checkpoint has no .meta graph to tell")
+    p.add_argument("--force", action="store_true", help="replace an existing converted model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("verify", help="run the checks; exit 0 only if all pass")
+    p.add_argument("target", metavar="MODEL|DIR")
+    p.add_argument("--golden", help="golden fixture directory (inputs + outputs of the original code)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("path", help="print the directory of the converted (or pulled) model")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except VerifyFailed as exc:
+        return exc.exit_code  # the report was already printed
+    except ZooError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code,
+                                        **{k: v for k, v in vars(exc).items() if not k.startswith("_") and k != "report"}}},
+                             indent=2, default=str))
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130

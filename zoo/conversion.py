@@ -1,0 +1,113 @@
+"""Turn a raw artifact into a verified HF model directory, atomically.
+
+The converter writes model files into a temp directory beside the target; zoo then replays
+the weights check (and the encodings check where an independent reference exists), writes
+the model card and manifest, and only then renames the directory into place. A failed check
+or an interrupted run leaves nothing that looks finished.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from . import cache, card, manifest
+from .errors import ConversionError, InputError
+from .registry import Entry
+from .verify.report import Check
+
+log = logging.getLogger(__name__)
+
+
+def convert_local(
+    src: Path,
+    fmt: str,
+    out: Path,
+    *,
+    options: dict[str, Any] | None = None,
+    entry: Entry | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Convert `src` (zip, folder, checkpoint prefix or .ckpt) with converter `fmt` into `out`."""
+    from converters import load_format
+
+    module = load_format(fmt)
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not force:
+        if (out / "zoo_manifest.json").exists():
+            raise InputError(f"{out} already holds a converted model; pass --force to replace it")
+        if out.is_dir() and any(out.iterdir()):
+            raise InputError(f"output directory {out} exists and is not empty")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.temp_sibling(out, ".partial")
+    tmp.mkdir()
+    try:
+        result = module.convert(Path(src), tmp, dict(options or {}), progress)
+        draft = manifest.build(
+            tmp, family=module.FAMILY, format=fmt, source=result.source, model_id=entry.id if entry else None,
+            options=result.options, mapping=[m.to_dict() for m in result.plan.mapped],
+            skipped=list(result.plan.skipped), notes=list(result.notes),
+        )
+        checks = _conversion_checks(module.FAMILY, tmp, draft)
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            raise ConversionError(
+                "conversion produced a model that fails verification: "
+                + "; ".join(f"{c.name}: {c.value} {c.detail}".strip() for c in failed)
+            )
+        check_dicts = [c.to_dict() for c in checks]
+        (tmp / "README.md").write_text(card.render(entry, module.FAMILY, result.source, check_dicts, list(result.notes)))
+        final = manifest.build(
+            tmp, family=module.FAMILY, format=fmt, source=result.source, model_id=entry.id if entry else None,
+            options=result.options, mapping=draft["mapping"], skipped=draft["skipped"],
+            notes=list(result.notes), checks=check_dicts,
+        )
+        manifest.write(tmp, final)
+        cache.replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _conversion_checks(family: str, model_dir: Path, draft: dict[str, Any]) -> list[Check]:
+    """Checks that need only the source: weights always, encodings where the reference is the source."""
+    from .verify import runner
+
+    return runner.conversion_checks(family, model_dir, draft)
+
+
+def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Path:
+    """For models already in safetensors: link the files, add a manifest, convert nothing."""
+    if out.exists() and (out / "zoo_manifest.json").exists() and not force:
+        return out
+    tmp = cache.temp_sibling(out, ".partial")
+    tmp.mkdir(parents=True)
+    try:
+        for path in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+            rel = path.relative_to(snapshot)
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(path.resolve(), tmp / rel)
+        source = {"format": None, "kind": entry.source.kind, "repo": entry.source.repo, "path": str(snapshot)}
+        receipt = cache.read_receipt(entry.id) or {}
+        if receipt.get("commit"):
+            source["commit"] = receipt["commit"]
+        note = "already safetensors: nothing was converted; files were linked from the verified pull"
+        data = manifest.build(tmp, family=entry.family, format=None, source=source, model_id=entry.id, notes=[note])
+        manifest.write(tmp, data)
+        cache.replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("%s: %s", entry.id, note)
+    return out
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,67 @@
+"""zoo_manifest.json: what a converted directory must contain and where it came from.
+
+The manifest lists the sha256 of every file (except itself and the verify report), the
+source identity, the converter and its version, and the applied tensor mapping, so that
+`verify` can re-check files and replay the weights transform later.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from . import cache, constants
+from ._version import __version__
+from .errors import FormatError
+
+MANIFEST_VERSION = 1
+VERIFY_REPORT_FILENAME = "zoo_verify.json"
+UNLISTED = frozenset({constants.MANIFEST_FILENAME, VERIFY_REPORT_FILENAME})
+
+
+def build(
+    directory: Path,
+    *,
+    family: str,
+    format: str | None,
+    source: dict[str, Any],
+    model_id: str | None = None,
+    options: dict[str, Any] | None = None,
+    mapping: list[dict[str, str]] | None = None,
+    skipped: list[str] | None = None,
+    notes: list[str] | None = None,
+    checks: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "model_id": model_id,
+        "family": family,
+        "format": format,
+        "converter": {"name": format or "none", "version": __version__},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": source,
+        "options": options or {},
+        "mapping": mapping or [],
+        "skipped": skipped or [],
+        "notes": notes or [],
+        "checks_at_conversion": checks or [],
+        "files": cache.hash_tree(directory, exclude=UNLISTED),
+    }
+
+
+def write(directory: Path, manifest: dict[str, Any]) -> None:
+    cache.atomic_write_json(directory / constants.MANIFEST_FILENAME, manifest)
+
+
+def read(directory: Path) -> dict[str, Any]:
+    path = directory / constants.MANIFEST_FILENAME
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FormatError(f"{directory} is not a zoo model directory (no {constants.MANIFEST_FILENAME})") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}: malformed manifest: {exc}") from None
+    if not isinstance(data, dict) or data.get("manifest_version") != MANIFEST_VERSION or "files" not in data:
+        raise FormatError(f"{path}: not a zoo manifest (version {MANIFEST_VERSION} expected)")
+    return data

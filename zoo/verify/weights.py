@@ -1,0 +1,75 @@
+"""The `weights` check: replay the converter's mapping against the source and compare bit for bit.
+
+The plan is rebuilt from the converter's rule table on the source checkpoint (not read back
+from the manifest), so a converter that wrote a tensor to the wrong name, invented one, or
+dropped one fails here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import safe_open
+
+from ..errors import ZooError
+from ..safetensors_io import read_tensor_names
+from .report import Check
+
+
+def weights(model_dir: Path, manifest: dict[str, Any]) -> Check:
+    from converters import load_format
+
+    fmt = manifest.get("format")
+    if not fmt:
+        return Check("weights", ok=True, value="not applicable", detail="no conversion was applied (source already safetensors)")
+    src = Path(manifest["source"]["path"])
+    if not src.exists() and not Path(str(src) + ".index").exists():
+        return Check("weights", ok=False, value="source missing", detail=f"source checkpoint not found at {src}")
+    module = load_format(fmt)
+    try:
+        reader = module.open_source(src, manifest.get("options", {}))
+        plan = module.plan_for(reader, manifest.get("options", {}))
+    except ZooError as exc:
+        return Check("weights", ok=False, value="source unreadable", detail=str(exc))
+    stored = read_tensor_names(model_dir)
+    targets = plan.by_target()
+    problems: list[str] = []
+    problems += [f"invented (no source): {t}" for t in sorted(set(stored) - set(targets))]
+    problems += [f"missing from the model: {t}" for t in sorted(set(targets) - set(stored))]
+    used = {m.source for m in plan.mapped} | set(plan.skipped)
+    problems += [f"source tensor unused: {n}" for n in sorted(set(reader.names()) - used)]
+    recorded = {(m["source"], m["target"], m["transform"]) for m in manifest.get("mapping", [])}
+    replayed = {(m.source, m.target, m.transform) for m in plan.mapped}
+    if recorded and recorded != replayed:
+        problems.append(f"manifest mapping differs from the rule table replay ({len(recorded ^ replayed)} rows)")
+    equal = 0
+    handles: dict[str, Any] = {}
+    try:
+        for target, m in sorted(targets.items()):
+            if target not in stored:
+                continue
+            fname = stored[target]
+            if fname not in handles:
+                handles[fname] = safe_open(str(model_dir / fname), framework="np").__enter__()
+            got = handles[fname].get_tensor(target)
+            want = m.apply(np.asarray(reader.get(m.source)))
+            if want.dtype != got.dtype:
+                want = want.astype(got.dtype)
+            if want.shape == got.shape and want.tobytes() == got.tobytes():
+                equal += 1
+            else:
+                diff = float(np.max(np.abs(want.astype(np.float64) - got.astype(np.float64)))) if want.shape == got.shape else float("nan")
+                problems.append(f"{m.source} -> {target}: not bit-exact (shape {got.shape} vs {want.shape}, max abs diff {diff:.3g})")
+    finally:
+        for h in handles.values():
+            h.__exit__(None, None, None)
+    ok = not problems
+    return Check(
+        name="weights",
+        ok=ok,
+        value=f"{equal}/{len(targets)} tensors bit-exact",
+        tolerance="bit-exact (float32)",
+        detail="; ".join(problems[:10]),
+        data={"problems": problems, "skipped_source_tensors": len(plan.skipped)},
+    )
