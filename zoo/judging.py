@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from .errors import InputError
 from .registry import Entry, Metric
 
 RUN_TO_RUN_POINTS = 0.3
@@ -82,7 +83,7 @@ def _tolerance(metric: Metric) -> float:
 def judge_one(entry: Entry, benchmark: str, metric: str, measured: float) -> Judgement:
     candidates = [m for m in entry.metrics if (m.benchmark, m.metric) == (benchmark, metric)]
     if not candidates:
-        raise KeyError(f"{entry.id} has no registry number for {benchmark} {metric}")
+        raise InputError(f"{entry.id} has no registry number for {benchmark} {metric}")
     ref = _reference(candidates)
     tol = _tolerance(ref)
     paper = next((m.value for m in candidates if m.set == "paper"), None)
