@@ -1,0 +1,481 @@
+"""A Hugging Face Hub-compatible HTTP server over a local directory of repos (tests, demos).
+
+Layout served (plain files, no git needed):
+    ROOT/<org>/<name>/...                       branch "main"
+    ROOT/<org>/<name>/.revisions/<branch>/...   further branches, each a full tree
+
+Every branch gets one commit whose sha is derived from its tree, so pins are reproducible.
+Files above `lfs_threshold` bytes, or with a weights suffix, are served as LFS (ETag and
+tree oid sha256); other files as git blobs (git-blob sha1). Only what huggingface_hub 2.x
+needs is implemented (see shared/spec/sources.md); xet is never advertised.
+
+Test hooks: `HubServer.tamper()` serves one flipped byte while advertising the true oid and
+size; `HubServer.stats()` (also `GET /_stats`) counts requests and per-file downloads.
+
+    python scripts/hub_server.py ROOT [--port 0] [--lfs-threshold 1024] [--tamper org/name:path[@offset]]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+HOST = "127.0.0.1"  # never reachable from elsewhere
+REVISIONS_DIR = ".revisions"
+SKIP_DIRS = frozenset({REVISIONS_DIR, ".git"})
+LFS_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".zip"})
+CHUNK = 1 << 20
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+# --- the repo index: what each branch contains ----------------------------------
+
+
+@dataclass(frozen=True)
+class RepoEntry:
+    """One served file: the tree fields the Hub reports, and where the bytes live."""
+
+    path: str
+    size: int
+    oid: str  # git blob sha1 (of the LFS pointer for LFS files, as on the Hub)
+    sha256: str | None  # LFS oid; None for plain git blobs
+    pointer_size: int | None
+    local: Path
+
+    @property
+    def etag(self) -> str:
+        return self.sha256 or self.oid
+
+
+@dataclass(frozen=True)
+class Revision:
+    branch: str
+    commit: str
+    files: dict[str, RepoEntry]
+    modified: float
+
+    def folders(self) -> set[str]:
+        return {p.rsplit("/", i)[0] for p in self.files for i in range(1, p.count("/") + 1)}
+
+
+class NotFound(Exception):
+    """Maps to 404 with the Hub's X-Error-Code."""
+
+    def __init__(self, code: str, message: str, commit: str | None = None) -> None:
+        self.code, self.commit = code, commit
+        super().__init__(message)
+
+
+def git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def lfs_pointer(sha256: str, size: int) -> bytes:
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+
+
+class RepoIndex:
+    """Hashes of the served trees, recomputed only for files whose size or mtime changed."""
+
+    def __init__(self, root: Path, lfs_threshold: int) -> None:
+        self.root = root
+        self.lfs_threshold = lfs_threshold
+        self._hashes: dict[tuple[str, int, int], tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def _is_lfs(self, path: Path, size: int) -> bool:
+        return size > self.lfs_threshold or path.suffix in LFS_SUFFIXES
+
+    def _entry(self, base: Path, path: Path) -> RepoEntry:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            hashed = self._hashes.get(key)
+        if hashed is None:
+            data = path.read_bytes()
+            hashed = (git_blob_sha1(data), hashlib.sha256(data).hexdigest())
+            with self._lock:
+                self._hashes[key] = hashed
+        rel = path.relative_to(base).as_posix()
+        if self._is_lfs(path, st.st_size):
+            pointer = lfs_pointer(hashed[1], st.st_size)
+            return RepoEntry(rel, st.st_size, git_blob_sha1(pointer), hashed[1], len(pointer), path)
+        return RepoEntry(rel, st.st_size, hashed[0], None, None, path)
+
+    def _tree(self, base: Path, branch: str) -> Revision:
+        files: dict[str, RepoEntry] = {}
+        newest = 0.0
+        for path in sorted(_walk(base)):
+            entry = self._entry(base, path)
+            files[entry.path] = entry
+            newest = max(newest, path.stat().st_mtime)
+        listing = "".join(f"{e.oid} {e.size} {e.path}\n" for e in files.values())
+        commit = hashlib.sha1(b"tree\n" + listing.encode()).hexdigest()
+        return Revision(branch, commit, files, newest)
+
+    def repo_dir(self, repo: str) -> Path:
+        parts = repo.split("/")
+        if len(parts) != 2 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+            raise NotFound("RepoNotFound", f"Repository {repo!r} not found")
+        path = self.root / parts[0] / parts[1]
+        if not path.is_dir():
+            raise NotFound("RepoNotFound", f"Repository {repo!r} not found")
+        return path
+
+    def revisions(self, repo: str) -> dict[str, Revision]:
+        base = self.repo_dir(repo)
+        out = {"main": self._tree(base, "main")}
+        extra = base / REVISIONS_DIR
+        if extra.is_dir():
+            for branch_dir in sorted(p for p in extra.iterdir() if p.is_dir()):
+                out[branch_dir.name] = self._tree(branch_dir, branch_dir.name)
+        return out
+
+    def resolve(self, repo: str, rev: str) -> Revision:
+        revisions = self.revisions(repo)
+        if rev in revisions:
+            return revisions[rev]
+        for revision in revisions.values():
+            if COMMIT_RE.match(rev) and revision.commit == rev:
+                return revision
+        raise NotFound("RevisionNotFound", f"Invalid rev id: {rev}")
+
+
+def _walk(base: Path) -> Iterator[Path]:
+    for child in base.iterdir():
+        if child.is_dir():
+            if child.name not in SKIP_DIRS:
+                yield from _walk(child)
+        elif child.is_file():
+            yield child
+
+
+# --- JSON bodies --------------------------------------------------------------
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def model_info(repo: str, rev: Revision, blobs: bool) -> dict[str, Any]:
+    siblings = []
+    for e in rev.files.values():
+        sib: dict[str, Any] = {"rfilename": e.path}
+        if blobs:
+            sib.update(size=e.size, blobId=e.oid)
+            if e.sha256:
+                sib["lfs"] = {"sha256": e.sha256, "size": e.size, "pointerSize": e.pointer_size}
+        siblings.append(sib)
+    return {
+        "_id": hashlib.sha1(repo.encode()).hexdigest()[:24], "id": repo, "modelId": repo,
+        "author": repo.split("/")[0], "sha": rev.commit, "lastModified": _iso(rev.modified),
+        "createdAt": _iso(rev.modified), "private": False, "disabled": False, "gated": False,
+        "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
+        "usedStorage": sum(e.size for e in rev.files.values()),
+    }
+
+
+def tree_listing(rev: Revision, path: str, recursive: bool, expand: bool) -> list[dict[str, Any]]:
+    prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+    if prefix and prefix[:-1] not in rev.folders():
+        raise NotFound("EntryNotFound", f"{path} does not exist on {rev.branch}", rev.commit)
+
+    def wanted(p: str) -> bool:
+        return p.startswith(prefix) and (recursive or "/" not in p[len(prefix):])
+
+    last_commit = {"id": rev.commit, "title": "zoo hub server snapshot", "date": _iso(rev.modified)}
+    out: list[dict[str, Any]] = []
+    for folder in sorted(f for f in rev.folders() if wanted(f)):
+        tree_oid = hashlib.sha1("".join(sorted(p for p in rev.files if p.startswith(folder + "/"))).encode())
+        out.append({"type": "directory", "oid": tree_oid.hexdigest(), "size": 0, "path": folder})
+    for e in rev.files.values():
+        if not wanted(e.path):
+            continue
+        item: dict[str, Any] = {"type": "file", "oid": e.oid, "size": e.size, "path": e.path}
+        if e.sha256:
+            item["lfs"] = {"oid": e.sha256, "size": e.size, "pointerSize": e.pointer_size}
+        if expand:
+            item["lastCommit"] = last_commit
+        out.append(item)
+    if expand:
+        for item in out:
+            item.setdefault("lastCommit", last_commit)
+    return out
+
+
+# --- HTTP -----------------------------------------------------------------------
+
+
+class HubServer:
+    """The Hub over `root`, on 127.0.0.1. Use as a context manager, or start()/stop()."""
+
+    def __init__(self, root: Path | str, port: int = 0, lfs_threshold: int = 1024) -> None:
+        self.index = RepoIndex(Path(root), lfs_threshold)
+        self._tampered: dict[tuple[str, str], int] = {}
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._downloads: collections.Counter[str] = collections.Counter()
+        self._log: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((HOST, port), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> HubServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def __enter__(self) -> HubServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # test hooks ------------------------------------------------------------------
+    def tamper(self, repo: str, path: str, offset: int = 0) -> None:
+        """Serve `path` with the byte at `offset` flipped, still advertising the true oid and size."""
+        with self._lock:
+            self._tampered[(repo, path)] = offset
+
+    def clear_tampering(self) -> None:
+        with self._lock:
+            self._tampered.clear()
+
+    def commit(self, repo: str, branch: str = "main") -> str:
+        return self.index.resolve(repo, branch).commit
+
+    def stats(self) -> dict[str, Any]:
+        """Requests by kind ("GET resolve", "HEAD resolve", "GET model_info", ...), GETs per "repo/path", the log."""
+        with self._lock:
+            return {"requests": sum(self._counts.values()), "counts": dict(self._counts),
+                    "downloads": dict(self._downloads), "log": list(self._log)}
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._counts.clear()
+            self._downloads.clear()
+            self._log.clear()
+
+    def _record(self, method: str, kind: str, path: str, status: int, download: str | None) -> None:
+        with self._lock:
+            self._counts[f"{method} {kind}"] += 1
+            if download:
+                self._downloads[download] += 1
+            self._log.append({"method": method, "kind": kind, "path": path, "status": status, "time": time.time()})
+
+    def _tamper_offset(self, repo: str, path: str) -> int | None:
+        with self._lock:
+            return self._tampered.get((repo, path))
+
+
+def _handler_for(server: HubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(_HubHandler):
+        hub = server
+
+    return Handler
+
+
+class _HubHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "zoo-hub-server/1"
+    hub: HubServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # requests are in stats(), not on stderr
+        return
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    def _dispatch(self, head: bool) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        segs = [unquote(s) for s in url.path.split("/")[1:]]
+        kind, status, download = _route_kind(segs), 404, None
+        try:
+            if segs == ["_stats"]:
+                self._send_json(self.hub.stats(), head)
+                return
+            if kind == "resolve":
+                status, download = self._resolve(f"{segs[0]}/{segs[1]}", segs[3], "/".join(segs[4:]), head)
+            elif segs[:2] == ["api", "models"] and len(segs) >= 4:
+                body = self._api(f"{segs[2]}/{segs[3]}", segs[4:], query)
+                status = 200
+                self._send_json(body, head)
+            else:
+                self._send_error(404, None, f"no route for {url.path}", None, head)
+        except NotFound as exc:
+            self._send_error(404, exc.code, str(exc), exc.commit, head)
+        except (BrokenPipeError, ConnectionResetError):
+            status = 499
+        finally:
+            self.hub._record(self.command, kind, self.path, status, download)
+
+    def _api(self, repo: str, rest: list[str], query: dict[str, str]) -> Any:
+        truthy = ("1", "true", "True")
+        if not rest:
+            return model_info(repo, self.hub.index.resolve(repo, "main"), query.get("blobs") in truthy)
+        if rest[0] == "revision" and len(rest) == 2:
+            return model_info(repo, self.hub.index.resolve(repo, rest[1]), query.get("blobs") in truthy)
+        if rest[0] == "tree" and len(rest) >= 2:
+            rev = self.hub.index.resolve(repo, rest[1])
+            return tree_listing(rev, "/".join(rest[2:]), query.get("recursive") in truthy,
+                                query.get("expand") in truthy)
+        if rest == ["refs"]:
+            branches = [{"name": r.branch, "ref": f"refs/heads/{r.branch}", "targetCommit": r.commit}
+                        for r in self.hub.index.revisions(repo).values()]
+            return {"branches": branches, "tags": [], "converts": []}
+        self.hub.index.repo_dir(repo)  # unknown repo wins over unknown route
+        raise NotFound("EntryNotFound", f"unsupported API route {'/'.join(rest)}")
+
+    def _resolve(self, repo: str, rev_name: str, path: str, head: bool) -> tuple[int, str | None]:
+        rev = self.hub.index.resolve(repo, rev_name)
+        entry = rev.files.get(path)
+        if entry is None:
+            raise NotFound("EntryNotFound", f"{path} does not exist on {rev_name}", rev.commit)
+        start, end = 0, entry.size - 1
+        status = 200
+        rng = self.headers.get("Range")
+        if rng:
+            parsed = _parse_range(rng, entry.size)
+            if parsed is None:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{entry.size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return 416, None
+            (start, end), status = parsed, 206
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(max(0, end - start + 1)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", f'"{entry.etag}"')
+        self.send_header("X-Repo-Commit", rev.commit)
+        if entry.sha256:
+            self.send_header("X-Linked-Etag", f'"{entry.sha256}"')
+            self.send_header("X-Linked-Size", str(entry.size))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{entry.size}")
+        self.end_headers()
+        if head:
+            return status, None
+        self._send_file(entry, start, end, self.hub._tamper_offset(repo, path))
+        return status, f"{repo}/{path}"
+
+    def _send_file(self, entry: RepoEntry, start: int, end: int, tamper_at: int | None) -> None:
+        with open(entry.local, "rb") as fh:
+            fh.seek(start)
+            pos = start
+            while pos <= end:
+                block = bytearray(fh.read(min(CHUNK, end - pos + 1)))
+                if not block:
+                    break
+                if tamper_at is not None and pos <= tamper_at < pos + len(block):
+                    block[tamper_at - pos] ^= 0xFF
+                self.wfile.write(block)
+                pos += len(block)
+
+    def _send_json(self, body: Any, head: bool) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+    def _send_error(self, status: int, code: str | None, message: str, commit: str | None, head: bool) -> None:
+        data = json.dumps({"error": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if code:
+            self.send_header("X-Error-Code", code)
+        self.send_header("X-Error-Message", message)
+        if commit:
+            self.send_header("X-Repo-Commit", commit)
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+
+def _route_kind(segs: list[str]) -> str:
+    """A short label for stats: resolve, model_info, tree, refs, api, other."""
+    if len(segs) >= 5 and segs[2] == "resolve":
+        return "resolve"
+    if segs[:2] != ["api", "models"] or len(segs) < 4:
+        return "other"
+    rest = segs[4:]
+    if not rest or rest[0] == "revision":
+        return "model_info"
+    return rest[0] if rest[0] in ("tree", "refs") else "api"
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """`bytes=a-b`, `bytes=a-` or `bytes=-n` as inclusive (start, end); None when unsatisfiable."""
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):
+        start, end = max(0, size - int(m.group(2))), size - 1
+    else:
+        start = int(m.group(1))
+        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    return (start, end) if start <= end and start < size else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root", type=Path, help="directory holding <org>/<name>/ repos")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
+    parser.add_argument("--lfs-threshold", type=int, default=1024, help="files above this many bytes are LFS")
+    parser.add_argument("--tamper", action="append", default=[], metavar="ORG/NAME:PATH[@OFFSET]",
+                        help="serve PATH with one flipped byte (oid and size unchanged)")
+    args = parser.parse_args(argv)
+    server = HubServer(args.root, args.port, args.lfs_threshold)
+    for spec in args.tamper:
+        target, _, offset = spec.partition("@")
+        repo, _, path = target.partition(":")
+        server.tamper(repo, path, int(offset or 0))
+    print(f"serving {args.root} at {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
