@@ -1,0 +1,544 @@
+"""URL sources (public GCS zips): resumable, verified download, then safe extraction.
+
+`pull` decides first (reuse / extract / fetch) from local state alone, then acts. Bytes go to
+`<file>.part` with a `.part.json` record (url, etag, generation, size), so a broken connection
+resumes with `Range` + `If-Match`, in this run or the next; a changed object (412, other ETag)
+restarts from zero and never splices two versions. The completed file is checked (size, GCS
+md5/crc32c, registry hashes, sha256 or its trust-on-first-use pin) before it gets its final name.
+Any mismatch deletes the bytes. The whole pull runs under the model's lock, and the receipt is
+re-read after taking it, so concurrent pulls of one model download once.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import logging
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import google_crc32c
+import httpx2
+from tqdm import tqdm
+
+from .. import cache, constants
+from ..errors import DownloadError, FormatError, IntegrityError, OfflineError, UnsafeArchiveError
+from ..registry import Entry
+from .base import RemoteInfo
+from .extract import safe_extract
+
+logger = logging.getLogger(__name__)
+
+Action = Literal["reuse", "extract", "fetch"]
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_MISSING_STATUS = frozenset({401, 403, 404, 410})
+
+
+# --- local state and the pure decisions ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What the bytes of one file hash to."""
+
+    size: int
+    sha256: str
+    md5: str  # hex
+    crc32c: str  # base64, as x-goog-hash writes it
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    """The `.part.json` beside a partial download: which object version its bytes belong to."""
+
+    url: str
+    etag: str | None
+    generation: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one URL entry's files live in the cache."""
+
+    paths: cache.CachePaths
+    archive: Path
+
+    @property
+    def part(self) -> Path:
+        return self.archive.with_name(self.archive.name + ".part")
+
+    @property
+    def part_record(self) -> Path:
+        return self.archive.with_name(self.archive.name + ".part.json")
+
+    @property
+    def archive_record(self) -> Path:
+        return self.archive.with_name(self.archive.name + ".json")
+
+
+def layout(entry: Entry) -> Layout:
+    p = cache.paths(entry.id)
+    name = PurePosixPath(unquote(urlsplit(_url(entry)).path)).name
+    if name in ("", ".", ".."):
+        name = f"{entry.id}.{entry.source.archive or 'bin'}"
+    return Layout(p, p.download_dir / name)
+
+
+def receipt_matches(entry: Entry, receipt: dict[str, Any] | None) -> bool:
+    """A receipt stands for this entry only if it was made from the same URL and expected bytes."""
+    if not receipt:
+        return False
+    src = entry.source
+    return (receipt.get("url") == src.url
+            and (src.sha256 is None or receipt.get("sha256") == src.sha256)
+            and (src.size is None or receipt.get("size") == src.size))
+
+
+def decide(*, receipt_ok: bool, archive_ok: bool, force: bool) -> Action:
+    """reuse the extracted tree, re-extract a verified archive, or fetch (resuming any part)."""
+    if force:
+        return "fetch"
+    if receipt_ok:
+        return "reuse"
+    return "extract" if archive_ok else "fetch"
+
+
+def resume_offset(record: PartRecord | None, part_bytes: int, remote: RemoteInfo) -> int:
+    """Bytes of the part that belong to the remote object version; 0 restarts the download."""
+    if record is None or part_bytes <= 0 or not _strong(remote.etag):
+        return 0
+    if record.etag != remote.etag or record.size != remote.size:
+        return 0
+    if remote.size is not None and part_bytes > remote.size:
+        return 0
+    return part_bytes
+
+
+def check_digests(entry: Entry, remote: RemoteInfo, got: Digests, url: str) -> None:
+    """Size, then md5/crc32c (server and registry), then sha256; raises IntegrityError on the first miss."""
+    src = entry.source
+    expected_size = src.size if src.size is not None else remote.size
+    checks: list[tuple[str, str | None, str, str]] = [
+        ("size", None if expected_size is None else str(expected_size), str(got.size),
+         "registry" if src.size is not None else "Content-Length"),
+        ("md5", remote.md5, got.md5, "x-goog-hash"),
+        ("crc32c", remote.crc32c, got.crc32c, "x-goog-hash"),
+        ("md5", src.md5, got.md5, "registry"),
+        ("crc32c", src.crc32c, got.crc32c, "registry"),
+        ("sha256", src.sha256, got.sha256, "registry"),
+    ]
+    for what, expected, actual, origin in checks:
+        if expected is not None and expected != actual:
+            raise IntegrityError(
+                f"{entry.id}: {what} mismatch for {url}: expected {expected} ({origin}), got {actual}; "
+                "the download was deleted", expected=expected, actual=actual, source=url)
+
+
+def check_pin(entry: Entry, pin: dict[str, Any] | None, got: Digests, url: str) -> None:
+    """Trust on first use: once pinned, a different upstream file is an error, never an overwrite."""
+    if pin is None or pin.get("url") != entry.source.url:
+        return
+    if pin.get("sha256") == got.sha256 and pin.get("size") == got.size:
+        return
+    raise IntegrityError(
+        f"{entry.id}: the upstream file changed since it was pinned"
+        f" on {pin.get('pinned_at', '?')}: {entry.source.url} was sha256 {pin.get('sha256')}"
+        f" ({pin.get('size')} bytes), it is now sha256 {got.sha256} ({got.size} bytes). The download was"
+        f" deleted. If the change is expected, re-pin with `zoo pull {entry.id} --force --repin`.",
+        expected=pin.get("sha256"), actual=got.sha256, source=url)
+
+
+def candidate_urls(url: str) -> list[str]:
+    """Each ZOO_MIRRORS base with the URL's path, then the URL itself."""
+    parts = urlsplit(url)
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    return [base + tail for base in constants.url_mirrors()] + [url]
+
+
+# --- public API -------------------------------------------------------------------------
+
+
+def cached(entry: Entry) -> Path | None:
+    """The extracted directory if a receipt for this entry exists; no rehash (verify does that)."""
+    lay = layout(entry)
+    if receipt_matches(entry, cache.read_receipt(entry.id)) and lay.paths.raw_dir.is_dir():
+        return lay.paths.raw_dir
+    return None
+
+
+def pull(entry: Entry, *, force: bool = False, progress: bool = False, repin: bool = False) -> Path:
+    """Download, verify and extract `entry`'s archive; returns the extracted directory.
+
+    `repin` accepts a changed upstream file for an entry whose registry sha256 is null.
+    """
+    lay = layout(entry)
+    offline = constants.is_offline()
+    before = cache.read_receipt(entry.id)
+    if not force and cached(entry) is not None:
+        return lay.paths.raw_dir
+    if offline and (force or not _archive_ok(lay)):
+        raise _offline_error(entry, lay, force=force)  # at once: no lock wait, no socket
+    with cache.locked(entry.id):
+        if force and cache.read_receipt(entry.id) != before and cached(entry) is not None:
+            return lay.paths.raw_dir  # another process re-pulled while we waited for the lock
+        return _pull_locked(entry, lay, force=force, progress=progress, repin=repin, offline=offline)
+
+
+def _offline_error(entry: Entry, lay: Layout, *, force: bool) -> OfflineError:
+    missing = [f"extracted files {lay.paths.raw_dir} with receipt {lay.paths.receipt}",
+               f"archive {lay.archive} (from {entry.source.url})"]
+    why = "--force needs the network" if force else "it is not in the cache"
+    return OfflineError(f"ZOO_OFFLINE is set and {entry.id!r} cannot be pulled: {why}; missing: "
+                        + "; ".join(missing) + ". Unset ZOO_OFFLINE, or pull it on a networked machine"
+                        " into the same ZOO_HOME.", missing=missing)
+
+
+def _pull_locked(entry: Entry, lay: Layout, *, force: bool, progress: bool, repin: bool,
+                 offline: bool) -> Path:
+    action = decide(receipt_ok=cached(entry) is not None, archive_ok=_archive_ok(lay), force=force)
+    logger.debug("%s: %s", entry.id, action)
+    if action == "reuse":
+        return lay.paths.raw_dir
+    if action == "extract":
+        remote, got = _reverify_archive(entry, lay, repin=repin)
+    elif offline:
+        raise _offline_error(entry, lay, force=force)
+    else:
+        if force:
+            _discard(lay.archive, lay.archive_record, lay.part, lay.part_record)
+        remote, got = _fetch_any(entry, lay, progress=progress, repin=repin)
+    return _install(entry, lay, remote, got)
+
+
+def _reverify_archive(entry: Entry, lay: Layout, *, repin: bool) -> tuple[RemoteInfo, Digests]:
+    """A completed archive left by an earlier run (e.g. killed while extracting) is rehashed, not refetched."""
+    record = cache.read_json(lay.archive_record) or {}
+    got = _hash_file(lay.archive)
+    remote = RemoteInfo(url=record.get("url") or entry.source.url or "", size=record.get("size"),
+                        etag=record.get("etag"), generation=record.get("generation"))
+    try:
+        if record.get("sha256") != got.sha256:
+            raise IntegrityError(f"{entry.id}: {lay.archive} changed on disk since it was verified "
+                                 f"(sha256 {got.sha256}, recorded {record.get('sha256')}); it was deleted",
+                                 expected=record.get("sha256"), actual=got.sha256, source=str(lay.archive))
+        _check_all(entry, remote, got, remote.url, repin=repin)
+    except IntegrityError:
+        _discard(lay.archive, lay.archive_record)
+        raise
+    return remote, got
+
+
+def _check_all(entry: Entry, remote: RemoteInfo, got: Digests, url: str, *, repin: bool) -> None:
+    check_digests(entry, remote, got, url)
+    if entry.source.sha256 is None and not repin:
+        check_pin(entry, cache.read_pin(entry.id), got, url)
+
+
+def _install(entry: Entry, lay: Layout, remote: RemoteInfo, got: Digests) -> Path:
+    """Extract the verified archive beside raw_dir, swap it in, then record the pin (if any) and receipt.
+
+    The old receipt is dropped only right before the swap, so a failed extraction leaves an
+    earlier good pull usable.
+    """
+    raw_dir = lay.paths.raw_dir
+    staging = cache.temp_sibling(raw_dir, ".staging")
+    try:
+        if entry.source.archive == "zip":
+            safe_extract(lay.archive, staging)
+        else:
+            staging.mkdir(parents=True)
+            shutil.copyfile(lay.archive, staging / lay.archive.name)
+        files = cache.hash_tree(staging)
+        cache.drop_receipt(entry.id)
+        cache.replace_dir(staging, raw_dir)
+    except (UnsafeArchiveError, FormatError):
+        _discard(lay.archive, lay.archive_record)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    identity = {"url": entry.source.url, "sha256": got.sha256, "size": got.size, "md5": got.md5,
+                "crc32c": got.crc32c, "etag": remote.etag, "generation": remote.generation}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if entry.source.sha256 is None:
+        pin = cache.read_pin(entry.id)
+        if pin is None or pin.get("url") != entry.source.url or pin.get("sha256") != got.sha256:
+            cache.write_pin(entry.id, {**identity, "pinned_at": now})
+            logger.info("%s: pinned sha256 %s on first pull", entry.id, got.sha256)
+    cache.write_receipt(entry.id, {
+        **identity, "source": "url", "fetched_from": remote.url, "archive": str(lay.archive),
+        "path": str(raw_dir), "files": files, "pulled_at": now})
+    return raw_dir
+
+
+# --- fetching -------------------------------------------------------------------------
+
+
+class _Restart(Exception):
+    """The server's object is not the one the part belongs to; start again from zero."""
+
+
+class _Transient(Exception):
+    """Retry after backoff (5xx, short read)."""
+
+
+class _Missing(Exception):
+    """This URL does not serve the object; try the next candidate."""
+
+
+def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tuple[RemoteInfo, Digests]:
+    """Try each candidate URL in order; integrity failures stop at once, network failures move on."""
+    failures: list[str] = []
+    lay.archive.parent.mkdir(parents=True, exist_ok=True)
+    with httpx2.Client(timeout=httpx2.Timeout(constants.DOWNLOAD_TIMEOUT_S), follow_redirects=True,
+                       headers={"Accept-Encoding": "identity", "User-Agent": "zoo"}) as client:
+        for url in candidate_urls(entry.source.url or ""):
+            try:
+                remote, got = _fetch(client, entry, lay, url, progress=progress)
+            except (DownloadError, _Missing) as exc:
+                failures.append(f"{url}: {exc}")
+                logger.warning("%s: %s failed: %s", entry.id, url, exc)
+                continue
+            try:
+                _check_all(entry, remote, got, url, repin=repin)
+            except IntegrityError:
+                _discard(lay.part, lay.part_record)
+                raise
+            cache.atomic_write_json(lay.archive_record, {
+                "url": url, "etag": remote.etag, "generation": remote.generation, **dataclasses.asdict(got)})
+            lay.part.replace(lay.archive)
+            lay.part_record.unlink(missing_ok=True)
+            return dataclasses.replace(remote, url=url), got
+    raise DownloadError(f"{entry.id}: could not download {entry.source.url}: " + "; ".join(failures))
+
+
+def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *,
+           progress: bool) -> tuple[RemoteInfo, Digests]:
+    """Download `url` into the part file, resuming and retrying until it is complete."""
+    hasher = _Hasher()
+    failures = last_count = 0
+    remote: RemoteInfo | None = None
+    with tqdm(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.id,
+              disable=not progress, leave=False) as bar:
+        while True:
+            try:
+                if remote is None:
+                    remote = _head(client, url)
+                    _check_early_size(entry, remote, url, lay)
+                offset = _prepare_part(lay, url, remote, hasher)
+                bar.reset(total=remote.size)
+                bar.update(offset)
+                if remote.size is not None and offset == remote.size:
+                    return remote, hasher.digests()
+                return _stream(client, url, lay, remote, offset, hasher, bar), hasher.digests()
+            except _Restart as exc:
+                logger.info("%s: %s; restarting from zero", entry.id, exc)
+                _discard(lay.part, lay.part_record)
+                hasher.reset()
+                remote = None
+            except (_Transient, httpx2.TransportError) as exc:
+                if hasher.count > last_count:  # progress was made: a fresh retry budget for the rest
+                    failures, last_count = 0, hasher.count
+                failures += 1
+                if failures > constants.DOWNLOAD_RETRIES:
+                    raise DownloadError(f"gave up after {failures} attempts: {exc}") from exc
+                delay = min(constants.BACKOFF_MAX_S, constants.BACKOFF_BASE_S * 2 ** (failures - 1))
+                delay *= 0.5 + random.random() / 2
+                logger.warning("%s: %s (attempt %d); retrying in %.1fs", entry.id, exc, failures, delay)
+                time.sleep(delay)
+
+
+def _check_early_size(entry: Entry, remote: RemoteInfo, url: str, lay: Layout) -> None:
+    """A registry size that the server contradicts fails before any byte is fetched."""
+    size = entry.source.size
+    if size is not None and remote.size is not None and size != remote.size:
+        _discard(lay.part, lay.part_record)
+        raise IntegrityError(f"{entry.id}: size mismatch for {url}: expected {size} (registry), the server"
+                             f" reports {remote.size}; nothing was downloaded",
+                             expected=str(size), actual=str(remote.size), source=url)
+
+
+def _prepare_part(lay: Layout, url: str, remote: RemoteInfo, hasher: _Hasher) -> int:
+    """Keep the part if it belongs to `remote`, hashing what is on disk; else start it afresh."""
+    try:
+        record: PartRecord | None = PartRecord(**cache.read_json(lay.part_record))  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # absent or unreadable: the part cannot be trusted
+        record = None
+    part_bytes = lay.part.stat().st_size if lay.part.exists() else 0
+    offset = resume_offset(record, part_bytes, remote)
+    if offset == 0:
+        _discard(lay.part, lay.part_record)
+        hasher.reset()
+    elif hasher.count != offset:
+        hasher.rehash(lay.part)
+    return offset
+
+
+def _head(client: httpx2.Client, url: str) -> RemoteInfo:
+    response = client.head(url)
+    if response.status_code in (405, 501):  # HEAD not supported: learn from the GET instead
+        return RemoteInfo(url=url)
+    _raise_for_status(response)
+    return _remote_info(url, response.headers, response.headers.get("content-length"))
+
+
+def _stream(client: httpx2.Client, url: str, lay: Layout, remote: RemoteInfo, offset: int,
+            hasher: _Hasher, bar: Any) -> RemoteInfo:
+    """One GET from `offset` to the end; raises to restart (other version) or retry (short read)."""
+    headers = {}
+    if _strong(remote.etag):
+        headers["If-Match"] = remote.etag or ""
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with client.stream("GET", url, headers=headers) as response:
+        if response.status_code == 412:
+            raise _Restart("the object changed (412 Precondition Failed)")
+        if response.status_code == 416:
+            raise _Restart("the server refused the range (416)")
+        _raise_for_status(response)
+        got = _remote_info(url, response.headers, None)
+        if response.status_code == 206:
+            start, total = _content_range(response.headers.get("content-range"))
+            if (start != offset or (remote.etag and got.etag and got.etag != remote.etag)
+                    or (None not in (total, remote.size) and total != remote.size)):
+                raise _Restart(f"the resumed response does not continue the part (offset {start}, "
+                               f"size {total}, ETag {got.etag})")
+            total = total if total is not None else remote.size
+        elif response.status_code == 200:
+            total = _int(response.headers.get("content-length"))
+            if offset:  # the server ignored Range: take this body from the start
+                logger.info("%s: server answered 200 to a Range request; restarting from zero", url)
+                hasher.reset()
+                bar.reset(total=total)
+                offset = 0
+        else:
+            raise DownloadError(f"unexpected HTTP {response.status_code}")
+        remote = RemoteInfo(url=url, size=total if total is not None else remote.size,
+                            etag=remote.etag or got.etag, md5=remote.md5 or got.md5,
+                            crc32c=remote.crc32c or got.crc32c,
+                            generation=remote.generation or got.generation, accept_ranges=remote.accept_ranges)
+        if offset == 0:
+            cache.atomic_write_json(lay.part_record, dataclasses.asdict(
+                PartRecord(url=url, etag=remote.etag, generation=remote.generation, size=remote.size)))
+        received = offset
+        with open(lay.part, "r+b" if offset else "wb") as fh:
+            fh.seek(offset)
+            fh.truncate()
+            try:
+                for block in response.iter_raw():
+                    fh.write(block)
+                    hasher.update(block)
+                    received += len(block)
+                    bar.update(len(block))
+            finally:
+                fh.flush()
+    if remote.size is not None and received < remote.size:
+        raise _Transient(f"connection closed after {received} of {remote.size} bytes")
+    return remote if remote.size is not None else dataclasses.replace(remote, size=received)
+
+
+def _raise_for_status(response: httpx2.Response) -> None:
+    status = response.status_code
+    if status in _RETRY_STATUS:
+        raise _Transient(f"HTTP {status}")
+    if status in _MISSING_STATUS:
+        raise _Missing(f"HTTP {status}")
+    if status >= 400:
+        raise DownloadError(f"HTTP {status}")
+
+
+# --- small helpers ----------------------------------------------------------------------
+
+
+class _Hasher:
+    """sha256, md5 and crc32c of the bytes seen so far, in step with the part file."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sha256, self.md5 = hashlib.sha256(), hashlib.md5()
+        self.crc = google_crc32c.Checksum()
+        self.count = 0
+
+    def update(self, block: bytes) -> None:
+        self.sha256.update(block)
+        self.md5.update(block)
+        self.crc.update(block)
+        self.count += len(block)
+
+    def rehash(self, path: Path) -> None:
+        self.reset()
+        for block in _read_blocks(path):
+            self.update(block)
+
+    def digests(self) -> Digests:
+        return Digests(size=self.count, sha256=self.sha256.hexdigest(), md5=self.md5.hexdigest(),
+                       crc32c=base64.b64encode(self.crc.digest()).decode())
+
+
+def _hash_file(path: Path) -> Digests:
+    hasher = _Hasher()
+    hasher.rehash(path)
+    return hasher.digests()
+
+
+def _read_blocks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while block := fh.read(constants.DOWNLOAD_CHUNK):
+            yield block
+
+
+def _remote_info(url: str, headers: httpx2.Headers, length: str | None) -> RemoteInfo:
+    hashes: dict[str, str] = {}
+    for value in headers.get_list("x-goog-hash"):
+        for item in value.split(","):
+            name, sep, digest = item.strip().partition("=")
+            if sep:
+                hashes[name.lower()] = digest.strip()
+    md5 = hashes.get("md5")
+    return RemoteInfo(url=url, size=_int(length), etag=headers.get("etag"),
+                      md5=base64.b64decode(md5).hex() if md5 else None, crc32c=hashes.get("crc32c"),
+                      generation=headers.get("x-goog-generation"),
+                      accept_ranges=headers.get("accept-ranges", "").lower() == "bytes")
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """`bytes START-END/TOTAL` -> (START, TOTAL); TOTAL may be `*`."""
+    if not value or not value.startswith("bytes "):
+        return None, None
+    span, _, total = value[6:].partition("/")
+    return _int(span.partition("-")[0]), _int(total)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _strong(etag: str | None) -> bool:
+    return bool(etag) and not (etag or "").startswith("W/")
+
+
+def _archive_ok(lay: Layout) -> bool:
+    return lay.archive.is_file() and lay.archive_record.is_file()
+
+
+def _discard(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _url(entry: Entry) -> str:
+    if entry.source.kind != "url" or not entry.source.url:
+        raise FormatError(f"{entry.id}: not a URL source (kind {entry.source.kind!r}, url {entry.source.url!r})")
+    return entry.source.url
