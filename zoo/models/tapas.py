@@ -1,0 +1,337 @@
+"""TAPAS dense table retriever (dual encoder) and reader, built on transformers' TapasModel.
+
+Attribute names echo the TF checkpoint (`bert` is the table tower, `bert_1` the question tower,
+`output_weights_cls`, `table_projection`, ...) so converters/tapas_*.py stay rename tables.
+Three details differ from transformers' TapasModel, each to reproduce the original TF code
+(google-research/tapas, modeling.py):
+
+- a token-type id outside its table adds a zero vector (TF looked token types up as
+  one-hot x table), where nn.Embedding would raise; ids are never clamped;
+- the per-cell position reset keys a token's cell as column * num_rows + row, as TF's
+  ProductIndexMap does (so ids above the table size alias exactly as they did in TF);
+- padding adds -10000 to the attention scores (TF), not the dtype's minimum.
+
+Text-level helpers (strings and pandas tables in, id tensors out) live in
+zoo.models.tapas_text and are re-exported here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from huggingface_hub.dataclasses import strict
+from torch import nn
+from transformers import PreTrainedModel, TapasConfig, TapasModel
+from transformers.models.tapas.modeling_tapas import TapasEmbeddings
+from transformers.utils import ModelOutput
+
+from zoo.models.tapas_text import TapasTextEncoder
+
+__all__ = [
+    "TOKEN_TYPES",
+    "ReaderAnswer",
+    "TapasDualEncoder",
+    "TapasDualEncoderConfig",
+    "TapasReader",
+    "TapasReaderConfig",
+    "TapasReaderOutput",
+    "TapasTextEncoder",
+    "cell_positions",
+    "span_indexes",
+]
+
+# Order of the 7 token-type id channels ([B, L, 7]) and of token_type_embeddings_0..6.
+TOKEN_TYPES = (
+    "segment_ids", "column_ids", "row_ids", "prev_label_ids",
+    "column_ranks", "inv_column_ranks", "numeric_relations",
+)
+COLUMN, ROW = 1, 2
+MASK_ADDER = -10000.0  # TF's additive attention mask and its value for invalid spans
+
+
+# --- configs --------------------------------------------------------------------------
+
+
+@strict
+class TapasDualEncoderConfig(TapasConfig):
+    """TapasConfig plus the retriever fields; absolute positions, tanh GELU by default."""
+
+    model_type = "zoo_tapas_dual_encoder"
+
+    hidden_act: str = "gelu_new"  # TF TAPAS "gelu" is the tanh approximation
+    reset_position_index_per_cell: bool = False  # the retriever used absolute positions
+    tie_word_embeddings: bool = False
+    down_projection_dim: int = 0  # 0: the representation is the pooled output
+    max_query_length: int = 128  # questions are cut to this many tokens, as in the original
+
+
+@strict
+class TapasReaderConfig(TapasConfig):
+    """TapasConfig plus the NQ reader fields; reset_position_index_per_cell comes from the checkpoint."""
+
+    model_type = "zoo_tapas_reader"
+
+    hidden_act: str = "gelu_new"
+    tie_word_embeddings: bool = False
+    max_span_length: int = 10  # spans (start, start + k) for k < max_span_length
+
+
+# --- encoder tower --------------------------------------------------------------------
+
+
+def cell_positions(column_ids: torch.Tensor, row_ids: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """Position of each token counted from the first token of its cell ([B, L] -> [B, L]).
+
+    TF keys a cell as column * num_rows + row and takes the minimum absolute position per key;
+    comparing keys pairwise gives the same first position without a num_columns * num_rows
+    segment table.
+    """
+    key = column_ids * num_rows + row_ids
+    length = key.shape[-1]
+    position = torch.arange(length, device=key.device)
+    same_cell = key.unsqueeze(-1) == key.unsqueeze(-2)
+    first = torch.where(same_cell, position, length).amin(dim=-1)
+    return position - first
+
+
+class TapasTFEmbeddings(TapasEmbeddings):
+    """TapasEmbeddings with TF's out-of-range rule, TF's reset rule and TF's summation order."""
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
+        embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        for i, size in enumerate(self.config.type_vocab_sizes):
+            ids = token_type_ids[..., i]
+            inside = (ids >= 0) & (ids < size)
+            looked_up = getattr(self, f"token_type_embeddings_{i}")(torch.where(inside, ids, 0))
+            embeddings = embeddings + torch.where(inside.unsqueeze(-1), looked_up, 0.0)
+        if position_ids is None:
+            if self.config.reset_position_index_per_cell:
+                position_ids = cell_positions(
+                    token_type_ids[..., COLUMN], token_type_ids[..., ROW], self.config.type_vocab_sizes[ROW]
+                )
+            else:
+                position_ids = torch.arange(embeddings.shape[1], device=embeddings.device)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+def _tower(config: TapasConfig) -> TapasModel:
+    tower = TapasModel(config, add_pooling_layer=True)
+    tower.embeddings = TapasTFEmbeddings(config)
+    return tower
+
+
+def _attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B, L] 0/1 mask -> [B, 1, 1, L] additive bias: 0 where attended, -10000 at padding (TF)."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * MASK_ADDER
+
+
+def _run(tower: TapasModel, input_ids, attention_mask, token_type_ids):
+    if token_type_ids is None:
+        token_type_ids = torch.zeros(
+            (*input_ids.shape, len(tower.config.type_vocab_sizes)), dtype=torch.long, device=input_ids.device
+        )
+    if input_ids.shape[-1] > tower.config.max_position_embeddings:
+        raise ValueError(
+            f"sequence length {input_ids.shape[-1]} exceeds max_position_embeddings "
+            f"{tower.config.max_position_embeddings}"
+        )
+    return tower(
+        input_ids=input_ids,
+        attention_mask=_attention_bias(attention_mask, tower.dtype),
+        token_type_ids=token_type_ids,
+        return_dict=True,
+    )
+
+
+class _TapasPreTrained(PreTrainedModel):
+    base_model_prefix = "zoo_tapas"
+    main_input_name = "input_ids"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, TapasReader):
+            std = self.config.initializer_range
+            for weight in (module.output_weights, module.output_weights_cls, module.span_output_weights):
+                weight.normal_(0.0, std)
+            for bias in (module.output_bias, module.output_bias_cls, module.span_output_bias):
+                bias.zero_()
+
+
+# --- dual encoder ---------------------------------------------------------------------
+
+
+@dataclass
+class TapasDualEncoderOutput(ModelOutput):
+    query_rep: torch.Tensor | None = None  # [Bq, D]
+    table_rep: torch.Tensor | None = None  # [Bt, D]
+    logits: torch.Tensor | None = None  # [Bq, Bt] dot products, the retrieval score
+
+
+class TapasDualEncoder(_TapasPreTrained):
+    """Question and table towers with optional bias-free down projections (D = 0: none)."""
+
+    config_class = TapasDualEncoderConfig
+
+    def __init__(self, config: TapasDualEncoderConfig) -> None:
+        super().__init__(config)
+        self.bert = _tower(config)  # table encoder (TF scope bert/)
+        self.bert_1 = _tower(config)  # question encoder (TF scope bert_1/)
+        dim = config.down_projection_dim
+        self.table_projection = nn.Linear(config.hidden_size, dim, bias=False) if dim > 0 else None
+        self.text_projection = nn.Linear(config.hidden_size, dim, bias=False) if dim > 0 else None
+        self.post_init()
+
+    def pool_questions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled question-tower output [B, H]; inputs are cut to max_query_length, types all zero."""
+        cut = self.config.max_query_length
+        return _run(self.bert_1, input_ids[:, :cut], attention_mask[:, :cut], None).pooler_output
+
+    def pool_tables(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Pooled table-tower output [B, H]; token_type_ids is [B, L, 7] in TOKEN_TYPES order."""
+        return _run(self.bert, input_ids, attention_mask, token_type_ids).pooler_output
+
+    def encode_questions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool_questions(input_ids, attention_mask)
+        return pooled if self.text_projection is None else self.text_projection(pooled)
+
+    def encode_tables(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        pooled = self.pool_tables(input_ids, attention_mask, token_type_ids)
+        return pooled if self.table_projection is None else self.table_projection(pooled)
+
+    def forward(
+        self,
+        question_input_ids: torch.Tensor,
+        question_attention_mask: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> TapasDualEncoderOutput:
+        query_rep = self.encode_questions(question_input_ids, question_attention_mask)
+        table_rep = self.encode_tables(input_ids, attention_mask, token_type_ids)
+        return TapasDualEncoderOutput(query_rep=query_rep, table_rep=table_rep, logits=query_rep @ table_rep.T)
+
+    @torch.no_grad()
+    def embed_questions(self, questions: Sequence[str], text: TapasTextEncoder) -> torch.Tensor:
+        """Question strings -> [B, D] representations."""
+        batch = text.questions(questions, max_length=self.config.max_query_length)
+        return self.encode_questions(batch["input_ids"], batch["attention_mask"])
+
+    @torch.no_grad()
+    def embed_tables(self, tables: Sequence, titles: Sequence[str], text: TapasTextEncoder) -> torch.Tensor:
+        """pandas tables + titles -> [B, D] representations."""
+        batch = text.tables(tables, titles)
+        return self.encode_tables(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+
+
+# --- reader ---------------------------------------------------------------------------
+
+
+def span_indexes(seq_length: int, max_span_length: int, device=None) -> torch.Tensor:
+    """All candidate spans [S, 2] in TF's order: offset-major, then by start (seq 20 -> 155)."""
+    spans = []
+    for offset in range(max_span_length):
+        starts = torch.arange(max(seq_length - offset, 0), device=device)
+        spans.append(torch.stack([starts, starts + offset], dim=-1))
+    return torch.cat(spans, dim=0)
+
+
+@dataclass
+class TapasReaderOutput(ModelOutput):
+    logits_cls: torch.Tensor | None = None  # [B] relevance = logit[1] - logit[0]
+    span_logits: torch.Tensor | None = None  # [B, S]; -10000 for spans outside one table cell
+    span_indexes: torch.Tensor | None = None  # [S, 2] (start, end) token indexes, inclusive
+    token_probabilities: torch.Tensor | None = None  # [B, L] sigmoid(cell logit) * attention mask
+
+
+@dataclass(frozen=True)
+class ReaderAnswer:
+    relevance: float  # logits_cls of the example
+    start: int  # token indexes of the best span, inclusive
+    end: int
+    span_logit: float
+    column: int  # 0-based table coordinates of the cell holding the span
+    row: int  # 0-based data row (the header is row -1 and never answers)
+    text: str | None = None
+
+
+class TapasReader(_TapasPreTrained):
+    """NQ reader: encoder + per-token cell head + relevance head + span head."""
+
+    config_class = TapasReaderConfig
+
+    def __init__(self, config: TapasReaderConfig) -> None:
+        super().__init__(config)
+        hidden = config.hidden_size
+        self.bert = _tower(config)
+        self.output_weights = nn.Parameter(torch.empty(hidden))
+        self.output_bias = nn.Parameter(torch.empty(()))
+        self.output_weights_cls = nn.Parameter(torch.empty(2, hidden))
+        self.output_bias_cls = nn.Parameter(torch.empty(2))
+        self.span_output_weights = nn.Parameter(torch.empty(2 * hidden))  # TF loss/span_output_weights
+        self.span_output_bias = nn.Parameter(torch.empty(()))
+        self.post_init()
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> TapasReaderOutput:
+        encoded = _run(self.bert, input_ids, attention_mask, token_type_ids)
+        sequence, pooled = encoded.last_hidden_state, encoded.pooler_output
+
+        token_logits = (torch.einsum("bsj,j->bs", sequence, self.output_weights) + self.output_bias)
+        token_logits = token_logits / self.config.temperature
+        probabilities = torch.sigmoid(token_logits) * attention_mask.to(sequence.dtype)
+
+        cls = pooled @ self.output_weights_cls.T + self.output_bias_cls
+        spans = span_indexes(sequence.shape[1], self.config.max_span_length, sequence.device)
+        pairs = torch.cat([sequence[:, spans[:, 0]], sequence[:, spans[:, 1]]], dim=-1)
+        span_logits = torch.einsum("bsj,j->bs", pairs, self.span_output_weights) + self.span_output_bias
+        valid = _within_one_cell(token_type_ids[..., COLUMN], spans) & _within_one_cell(token_type_ids[..., ROW], spans)
+        span_logits = torch.where(valid, span_logits, torch.full_like(span_logits, MASK_ADDER))
+        return TapasReaderOutput(
+            logits_cls=cls[:, 1] - cls[:, 0],
+            span_logits=span_logits,
+            span_indexes=spans,
+            token_probabilities=probabilities,
+        )
+
+    @torch.no_grad()
+    def predict(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        text: TapasTextEncoder | None = None,
+    ) -> list[ReaderAnswer]:
+        """Best span per example (argmax of span_logits); with `text`, also the span's words."""
+        out = self(input_ids, attention_mask, token_type_ids)
+        answers = []
+        for b, best in enumerate(out.span_logits.argmax(dim=-1).tolist()):
+            start, end = out.span_indexes[best].tolist()
+            answers.append(ReaderAnswer(
+                relevance=float(out.logits_cls[b]),
+                start=start,
+                end=end,
+                span_logit=float(out.span_logits[b, best]),
+                column=int(token_type_ids[b, start, COLUMN]) - 1,
+                row=int(token_type_ids[b, start, ROW]) - 1,
+                text=None if text is None else text.decode(input_ids[b, start:end + 1].tolist()),
+            ))
+        return answers
+
+    def answer(self, question: str, table, text: TapasTextEncoder, title: str | None = None) -> ReaderAnswer:
+        """Question string + pandas table (+ document title) -> the best answer span."""
+        batch = text.reader_inputs([question], [table], [title])
+        return self.predict(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], text)[0]
+
+
+def _within_one_cell(ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """[B, S]: start and end share one id and it is > 0 (TF span_prediction_utils._get_id_mask)."""
+    start, end = ids[:, spans[:, 0]], ids[:, spans[:, 1]]
+    return (start == end) & (start > 0)
