@@ -91,7 +91,7 @@ def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> N
         fh.write(struct.pack("<Q", len(raw)))
         fh.write(raw)
         for spec in specs:
-            array = np.ascontiguousarray(produce(spec), dtype=spec.dtype)
+            array = np.asarray(produce(spec), dtype=spec.dtype, order="C")  # keeps 0-d (ascontiguousarray makes 1-d)
             if tuple(array.shape) != tuple(spec.shape):
                 raise ValueError(f"{spec.name}: produced shape {array.shape}, planned {spec.shape}")
             fh.write(memoryview(array.reshape(-1)).cast("B"))
