@@ -1,0 +1,71 @@
+"""The CLI as a user meets it: exit codes, --json, suggestions, registry errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def zoo(*args: str, env: dict[str, str] | None = None, home: Path) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "ZOO_HOME": str(home), "ZOO_REGISTRY": "", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=full_env, timeout=120)
+
+
+def test_list_json_lists_exactly_the_twenty(tmp_path):
+    result = zoo("list", "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 20 and len({r["id"] for r in rows}) == 20
+    assert all(r["state"] == {"pulled": False, "converted": False, "verified": False} for r in rows)
+    flmr = json.loads(zoo("list", "--family", "flmr", "--json", home=tmp_path).stdout)
+    assert {r["id"] for r in flmr} == {"FLMR", "PreFLMR_ViT-B", "PreFLMR_ViT-L", "PreFLMR_ViT-G"}
+
+
+def test_info_shows_the_drift_table(tmp_path):
+    text = zoo("info", "LinWeizheDragon/PreFLMR_ViT-G", home=tmp_path)
+    assert text.returncode == 0
+    assert "M2KR Infoseek          PR@5       59.6      57.7    -1.9" in text.stdout
+    data = json.loads(zoo("info", "PreFLMR_ViT-G", "--json", home=tmp_path).stdout)
+    cell = next(r for r in data["drift"] if r["benchmark"] == "M2KR Infoseek" and r["metric"] == "PR@5")
+    assert (cell["paper"], cell["converted"]) == (59.6, 57.7) and cell["delta"] == pytest.approx(-1.9)
+    assert data["source"]["repo"] == "LinWeizheDragon/PreFLMR_ViT-G"
+
+
+@pytest.mark.parametrize("verb", [("info",), ("pull",), ("path",)])
+def test_unknown_id_exits_2_with_suggestions(tmp_path, verb):
+    result = zoo(*verb, "tapas_nq_retriever_tine", home=tmp_path)
+    assert result.returncode == 2
+    assert "did you mean: tapas_nq_retriever_tiny" in result.stderr
+
+
+def test_unknown_id_json_error(tmp_path):
+    result = zoo("info", "PreFLMR", "--json", home=tmp_path)
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "UnknownModelError" and error["exit_code"] == 2
+    assert any(s.startswith("PreFLMR_ViT-") for s in error["suggestions"])
+
+
+def test_malformed_user_registry_names_file_entry_field(tmp_path):
+    registry = json.loads((ROOT / "registry.json").read_text())
+    model = registry["models"][4]
+    model["source"]["size"] = -3
+    bad = tmp_path / "mine.json"
+    bad.write_text(json.dumps({"schema_version": 1, "models": [model]}))
+    result = zoo("list", env={"ZOO_REGISTRY": str(bad)}, home=tmp_path)
+    assert result.returncode == 2
+    assert f"{bad}: entry '{model['id']}': field 'source.size'" in result.stderr
+
+
+def test_bad_usage_exits_2(tmp_path):
+    assert zoo("pull", home=tmp_path).returncode == 2  # neither ids nor --all
+    assert zoo("convert", "--from", "x.zip", home=tmp_path).returncode == 2  # no --format/--out
+    assert zoo("convert", "--from", "x", "--format", "nope", "--out", "o", home=tmp_path).returncode == 2
+    assert zoo("path", "FLMR", home=tmp_path).returncode == 1  # known but not in the cache
