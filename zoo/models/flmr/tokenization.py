@@ -1,0 +1,172 @@
+"""FLMR query / context tokenizers on transformers 5's BertTokenizer, reproducing the authors' ids.
+
+The hub folders (`query_tokenizer/`, `context_tokenizer/`) hold vocab.txt, tokenizer_config.json
+and special_tokens_map.json written by transformers 4's slow BertTokenizer; extra special tokens
+(FLMR's `<BOV>` ... `<EOK>`) live only in `added_tokens_decoder`. transformers 5 renamed the
+vocabulary argument (`vocab_file=` became `vocab=`, and a wrong name silently yields a 5-token
+default vocabulary), so the folder is read here and every id is checked to round-trip.
+
+Usage: ``FLMRQueryEncoderTokenizer.from_pretrained(model_dir / "query_tokenizer")`` or
+``FLMRQueryEncoderTokenizer.from_pretrained(model_dir, subfolder="query_tokenizer")``.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import AddedToken
+from transformers import BatchEncoding, BertTokenizer
+
+from ...errors import FormatError, InputError
+
+VOCAB_NAME = "vocab.txt"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_NAME = "special_tokens_map.json"
+_SPECIAL_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+_BERT_OPTIONS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars")
+
+Q_MARKER = "[unused0]"  # the authors' [Q]
+D_MARKER = "[unused1]"  # the authors' [D]
+
+
+def _content(token: Any) -> str:
+    return token["content"] if isinstance(token, dict) else str(token)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}: not valid JSON ({exc})") from None
+
+
+class _FLMRTokenizerBase(BertTokenizer):
+    """Shared loading and saving of a hub tokenizer folder."""
+
+    _maxlen_key = ""
+    _marker = ""
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, subfolder: str | None = None, **overrides: Any):  # type: ignore[override]
+        """Build from a hub tokenizer folder (vocab.txt + tokenizer_config.json + special_tokens_map.json)."""
+        folder = Path(path) / subfolder if subfolder else Path(path)
+        vocab_file = folder / VOCAB_NAME
+        if not vocab_file.is_file():
+            raise FormatError(f"{folder}: no {VOCAB_NAME}; expected a hub tokenizer folder")
+        with open(vocab_file, encoding="utf-8") as fh:
+            lines = [line.rstrip("\n") for line in fh]
+        vocab = OrderedDict((token, i) for i, token in enumerate(lines))
+        config = _read_json(folder / TOKENIZER_CONFIG_NAME)
+        special_map = _read_json(folder / SPECIAL_TOKENS_MAP_NAME)
+        if config.get("never_split"):
+            raise FormatError(f"{folder}: never_split is not supported")
+        kwargs: dict[str, Any] = {k: config[k] for k in _BERT_OPTIONS if k in config}
+        for key in _SPECIAL_KEYS:
+            if key in config or key in special_map:
+                kwargs[key] = _content(config.get(key, special_map.get(key)))
+        if cls._maxlen_key in config:
+            kwargs[cls._maxlen_key] = int(config[cls._maxlen_key])
+        if "attend_to_mask_tokens" in config and cls is FLMRQueryEncoderTokenizer:
+            kwargs["attend_to_mask_tokens"] = bool(config["attend_to_mask_tokens"])
+        kwargs.update(overrides)
+        tok = cls(vocab=vocab, **kwargs)
+        tok._add_hub_tokens(folder, vocab, config, special_map)
+        tok._hub_files = (config, special_map, lines)
+        return tok
+
+    def _add_hub_tokens(self, folder: Path, vocab: dict[str, int], config: dict[str, Any],
+                        special_map: dict[str, Any]) -> None:
+        """Append added tokens at their recorded ids, then prove every id round-trips."""
+        decoder = {int(i): tok for i, tok in (config.get("added_tokens_decoder") or {}).items()}
+        for index in sorted(decoder):
+            entry = decoder[index]
+            content = _content(entry)
+            if index < len(vocab):
+                if vocab.get(content) != index:
+                    raise FormatError(f"{folder}: added token {content!r} has id {index} but vocab.txt says "
+                                      f"{vocab.get(content)}")
+                continue
+            opts = entry if isinstance(entry, dict) else {}
+            self.add_tokens([AddedToken(
+                content, single_word=opts.get("single_word", False), lstrip=opts.get("lstrip", False),
+                rstrip=opts.get("rstrip", False), normalized=opts.get("normalized", False),
+                special=opts.get("special", True))], special_tokens=opts.get("special", True))
+            if self.convert_tokens_to_ids(content) != index:
+                raise FormatError(f"{folder}: added token {content!r} landed on id "
+                                  f"{self.convert_tokens_to_ids(content)}, expected {index}")
+        extra = config.get("additional_special_tokens") or special_map.get("additional_special_tokens") or []
+        missing = [_content(t) for t in extra if _content(t) not in self.get_vocab()]
+        if missing:
+            raise FormatError(f"{folder}: additional special tokens {missing} have no recorded id")
+        got = self.get_vocab()
+        wrong = [t for t, i in vocab.items() if got.get(t) != i]
+        if wrong:
+            raise FormatError(f"{folder}: vocabulary ids do not round-trip (e.g. {wrong[:5]})")
+        if self.convert_tokens_to_ids(self._marker) != vocab.get(self._marker):
+            raise FormatError(f"{folder}: marker token {self._marker} missing from vocab.txt")
+
+    def save_pretrained(self, directory: str | Path, *args: Any, **kwargs: Any) -> tuple[str, ...]:  # type: ignore[override]
+        """Write the hub folder layout (vocab.txt, tokenizer_config.json, special_tokens_map.json)."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not hasattr(self, "_hub_files"):
+            raise InputError("only a tokenizer loaded with from_pretrained(folder) can be saved in the hub layout")
+        config, special_map, vocab = self._hub_files
+        (folder / VOCAB_NAME).write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+        (folder / TOKENIZER_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        (folder / SPECIAL_TOKENS_MAP_NAME).write_text(json.dumps(special_map, indent=2, sort_keys=True) + "\n")
+        return tuple(str(folder / n) for n in (VOCAB_NAME, TOKENIZER_CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME))
+
+
+class FLMRQueryEncoderTokenizer(_FLMRTokenizerBase):
+    """Queries: ". " prefix, [Q] at position 1, padded to query_maxlen, pad ids replaced by [MASK]."""
+
+    _maxlen_key = "query_maxlen"
+    _marker = Q_MARKER
+
+    def __init__(self, *args: Any, query_maxlen: int = 32, attend_to_mask_tokens: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.query_maxlen = query_maxlen
+        self.attend_to_mask_tokens = attend_to_mask_tokens
+        self.Q_marker_token, self.Q_marker_token_id = "[Q]", self.convert_tokens_to_ids(Q_MARKER)
+
+    def __call__(self, text: str | list[str], padding: str | bool = "max_length", truncation: bool | str = True,
+                 max_length: int | None = None, return_tensors: str | None = "pt",
+                 **kwargs: Any) -> dict[str, torch.Tensor]:
+        texts = [text] if isinstance(text, str) else list(text)
+        encoding = super().__call__(
+            [". " + t for t in texts], padding=padding, truncation=truncation,
+            max_length=max_length or self.query_maxlen, return_tensors=return_tensors, **kwargs)
+        ids, mask = encoding["input_ids"], encoding["attention_mask"]
+        ids[:, 1] = self.Q_marker_token_id
+        ids[ids == self.pad_token_id] = self.mask_token_id
+        if self.attend_to_mask_tokens:
+            mask[ids == self.mask_token_id] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+class FLMRContextEncoderTokenizer(_FLMRTokenizerBase):
+    """Documents: ". " prefix, [D] at position 1, padded / truncated to doc_maxlen."""
+
+    _maxlen_key = "doc_maxlen"
+    _marker = D_MARKER
+
+    def __init__(self, *args: Any, doc_maxlen: int = 512, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.doc_maxlen = doc_maxlen
+        self.D_marker_token, self.D_marker_token_id = "[D]", self.convert_tokens_to_ids(D_MARKER)
+
+    def __call__(self, text: str | list[str], padding: str | bool = "max_length",
+                 truncation: bool | str = "longest_first", max_length: int = 512,
+                 return_tensors: str | None = "pt", **kwargs: Any) -> BatchEncoding:
+        texts = [text] if isinstance(text, str) else list(text)
+        encoding = super().__call__(
+            [". " + t for t in texts], padding=padding, truncation=truncation,
+            max_length=min(max_length, self.doc_maxlen), return_tensors=return_tensors, **kwargs)
+        encoding["input_ids"][:, 1] = self.D_marker_token_id
+        return encoding
