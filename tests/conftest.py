@@ -102,3 +102,59 @@ def hub_entry(tmp_path: Path) -> Callable[..., object]:
         return load_registry([path]).get(model_id)
 
     return build
+
+
+# --- GCS-like server and URL entries (scripts/gcs_server.py, zoo/sources/http.py) ------
+
+
+@pytest.fixture()
+def gcs_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ZOO_HOME, online, no mirrors; returns the ZOO_HOME path."""
+    home = tmp_path / "zoo_home"
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    for name in ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "ZOO_MIRRORS", "ZOO_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture()
+def gcs_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A running GCSServer on 127.0.0.1 serving tmp_path/gcs as /BUCKET/OBJECT (faults off)."""
+    monkeypatch.syspath_prepend(str(SCRIPTS_DIR))
+    from gcs_server import GCSServer
+
+    root = tmp_path / "gcs"
+    root.mkdir()
+    with GCSServer(root) as server:
+        yield server
+
+
+@pytest.fixture()
+def url_entry() -> Callable[..., object]:
+    """Build a registry Entry for a zip at a URL; hashes default to null (pinned on first pull)."""
+    from zoo.registry import Attributes, Entry, Paper, Source
+
+    def build(model_id: str, url: str, *, size: int | None = None, sha256: str | None = None,
+              md5: str | None = None, crc32c: str | None = None) -> Entry:
+        return Entry(
+            id=model_id, family="tapas", task="dense-retriever", size="tiny",
+            attributes=Attributes(hard_negatives=False, down_projection_dim=8),
+            source=Source(kind="url", url=url, archive="zip", size=size, sha256=sha256, md5=md5, crc32c=crc32c),
+            converter="tapas-retriever", license="Apache-2.0", paper=Paper(title="test"),
+        )
+
+    return build
+
+
+@pytest.fixture()
+def url_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Write Entry objects to a user registry file and point ZOO_REGISTRY at it (for `zoo` subprocesses)."""
+
+    def write(*entries: object) -> Path:
+        path = tmp_path / "url_registry.json"
+        models = [e.to_dict() for e in entries]  # type: ignore[attr-defined]
+        path.write_text(json.dumps({"schema_version": 1, "models": models}, indent=2))
+        monkeypatch.setenv("ZOO_REGISTRY", str(path))
+        return path
+
+    return write
