@@ -240,7 +240,8 @@ class HubServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> HubServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hub-server",
+                                        daemon=True)
         self._thread.start()
         return self
 
