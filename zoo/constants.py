@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REGISTRY_FILENAME = "registry.json"
@@ -20,6 +21,7 @@ MAX_UNPACKED_BYTES = 64 * 1024**3
 MAX_COMPRESSION_RATIO = 200.0
 
 _TRUE = {"1", "true", "yes", "on"}
+_MIRROR_SEP = re.compile(r"[\s,;]+|:(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
 def _is_true(value: str | None) -> bool:
@@ -55,6 +57,10 @@ def hf_hub_cache() -> Path:
 
 
 def url_mirrors() -> list[str]:
-    """ZOO_MIRRORS: base URLs (os.pathsep-separated) that replace the registry URL's origin, tried in order."""
+    """ZOO_MIRRORS: base URLs that replace the registry URL's origin, tried in order.
+
+    Separated by os.pathsep, whitespace, ',' or ';'. URLs contain ':', so a ':' separates only
+    where the next URL's scheme starts (`https://a:https://b`), never inside `host:port`.
+    """
     raw = os.environ.get("ZOO_MIRRORS", "")
-    return [m.rstrip("/") for m in raw.split(os.pathsep) if m.strip()]
+    return [m.rstrip("/") for m in _MIRROR_SEP.split(raw) if m.strip()]
