@@ -323,11 +323,11 @@ class _HubHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         segs = [unquote(s) for s in url.path.split("/")[1:]]
+        if segs == ["_stats"]:  # not counted: reading the stats must not change them
+            self._send_json(self.hub.stats(), head)
+            return
         kind, status, download = _route_kind(segs), 404, None
         try:
-            if segs == ["_stats"]:
-                self._send_json(self.hub.stats(), head)
-                return
             if kind == "resolve":
                 status, download = self._resolve(f"{segs[0]}/{segs[1]}", segs[3], "/".join(segs[4:]), head)
             elif segs[:2] == ["api", "models"] and len(segs) >= 4:

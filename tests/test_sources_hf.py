@@ -251,3 +251,44 @@ def test_progress_flag_leaves_global_progress_state_alone(hub_server, hub_env, h
     hf.pull(hub_entry())
     assert are_progress_bars_disabled() == before
     assert "Fetching" not in capsys.readouterr().err  # quiet unless progress=True
+
+
+def test_verify_files_check_reads_the_hf_receipt(hub_server, hub_env, hub_entry, tmp_path):
+    from zoo.verify.files import files
+
+    entry = hub_entry()
+    snapshot = hf.pull(entry)
+    empty = tmp_path / "converted"
+    empty.mkdir()
+    assert files(empty, {"files": {}}, cache.read_receipt(entry.id)).ok
+    flip_byte(blob_of(snapshot, "tokenizer.json"))
+    check = files(empty, {"files": {}}, cache.read_receipt(entry.id))
+    assert not check.ok and "tokenizer.json" in check.detail
+
+
+def zoo_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT_DIR), **env}
+    return subprocess.run([sys.executable, "-m", "zoo", *args], env=full_env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_pull_detects_tampering_and_recovers(hub_server, hub_env):
+    first = zoo_cli("pull", "tiny-repo", "--json")
+    assert first.returncode == 0, first.stderr
+    [result] = json.loads(first.stdout)
+    snapshot = Path(result["path"])
+    assert result["status"] == "downloaded" and snapshot.name == hub_server.commit(REPO)
+
+    flip_byte(blob_of(snapshot, "model.safetensors"))
+    tampered = zoo_cli("pull", "tiny-repo")
+    assert tampered.returncode == 1 and "model.safetensors" in tampered.stderr
+
+    again = zoo_cli("pull", "tiny-repo", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)[0]["status"] == "downloaded" and hf.files_check(cache.read_receipt("tiny-repo")) == []
+
+
+def test_cli_offline_names_what_is_missing(hub_server, hub_env):
+    out = zoo_cli("pull", "tiny-repo", ZOO_OFFLINE="1")
+    assert out.returncode == 1 and "org/tiny-repo" in out.stderr and "offline" in out.stderr
+    assert hub_server.stats()["requests"] == 0
