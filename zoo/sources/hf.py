@@ -60,7 +60,7 @@ class RemoteFile:
         return "sha256" if self.lfs_sha256 else "git-sha1"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Audit:
     """A snapshot directory compared with the sha256 a receipt recorded."""
 
