@@ -16,8 +16,10 @@ zoo.models.tapas_text and are re-exported here.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from huggingface_hub.dataclasses import strict
@@ -38,6 +40,7 @@ __all__ = [
     "TapasReaderOutput",
     "TapasTextEncoder",
     "cell_positions",
+    "load_pretrained",
     "span_indexes",
 ]
 
@@ -335,3 +338,12 @@ def _within_one_cell(ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
     """[B, S]: start and end share one id and it is > 0 (TF span_prediction_utils._get_id_mask)."""
     start, end = ids[:, spans[:, 0]], ids[:, spans[:, 1]]
     return (start == end) & (start > 0)
+
+
+def load_pretrained(directory: str | Path) -> TapasDualEncoder | TapasReader:
+    """A converted directory -> the model class its config.json names (model_type)."""
+    model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type")
+    classes = {TapasDualEncoderConfig.model_type: TapasDualEncoder, TapasReaderConfig.model_type: TapasReader}
+    if model_type not in classes:
+        raise ValueError(f"{directory}: model_type {model_type!r} is not a zoo TAPAS model ({', '.join(classes)})")
+    return classes[model_type].from_pretrained(directory)

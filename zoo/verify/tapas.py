@@ -1,0 +1,202 @@
+"""TAPAS checks: `encodings` (converted torch model vs the independent TF reference on the
+source checkpoint) and `golden` (converted model vs outputs recorded from the original code).
+
+The probe batch is fixed and built from the config alone: three sequences of different lengths
+with padding, cells of several tokens, and token-type ids up to twice each table's size (row and
+column ids up to 511 against tables of 256), so the zero-contribution rule, the per-cell reset
+and the masking are all exercised. With per-cell reset on, column * rows + row stays inside the
+cell table: there TF itself has no defined result (it raises on CPU).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo.errors import FormatError
+from zoo.verify.report import Check
+
+TOLERANCE = 1e-5
+PROBE_SEED = 20210427
+PROBE_LENGTHS = (1.0, 0.7, 0.25)  # fractions of the probe width: mixed lengths with padding
+CELL_TOKENS = 3
+QUESTION_TOKENS = 4
+TOKEN_TYPES = ("segment_ids", "column_ids", "row_ids", "prev_label_ids", "column_ranks",
+               "inv_column_ranks", "numeric_relations")
+
+
+# --- probe --------------------------------------------------------------------------------
+
+
+def probe_batch(config: Mapping[str, Any], width: int = 32) -> dict[str, np.ndarray]:
+    """Fixed [3, L] ids / mask / [3, L, 7] token types for a model config (L <= max positions)."""
+    rng = np.random.default_rng(PROBE_SEED)
+    length = min(width, int(config["max_position_embeddings"]))
+    sizes = [int(s) for s in config["type_vocab_sizes"]]
+    reset = bool(config.get("reset_position_index_per_cell", False))
+    batch = len(PROBE_LENGTHS)
+    input_ids = rng.integers(1, int(config["vocab_size"]), size=(batch, length))
+    mask = np.zeros((batch, length), np.int64)
+    types = np.zeros((batch, length, len(sizes)), np.int64)
+    for b, fraction in enumerate(PROBE_LENGTHS):
+        n = max(2, int(round(fraction * length)))
+        mask[b, :n] = 1
+        cells = range(QUESTION_TOKENS, n, CELL_TOKENS)
+        for c, start in enumerate(cells):
+            cell = slice(start, min(start + CELL_TOKENS, n))
+            types[b, cell] = [rng.integers(0, 2 * size) for size in sizes]  # up to 2x each table
+            types[b, cell, 0] = 1  # segment: table tokens
+            if reset:  # keep column * rows + row inside the columns x rows cell table
+                types[b, cell, 1] = rng.integers(0, sizes[1] - 1)
+            if c == 0:
+                types[b, cell, 2] = 0  # a header cell
+        input_ids[b, n:] = 0
+    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def question_probe(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Question ids longer than max_query_length when positions allow, so the cut is exercised."""
+    width = min(int(config["max_position_embeddings"]), int(config.get("max_query_length", 128)) + 4, 40)
+    rng = np.random.default_rng(PROBE_SEED + 1)
+    ids = rng.integers(1, int(config["vocab_size"]), size=(len(PROBE_LENGTHS), width))
+    mask = np.zeros_like(ids)
+    for b, fraction in enumerate(PROBE_LENGTHS):
+        n = max(2, int(round(fraction * width)))
+        mask[b, :n] = 1
+        ids[b, n:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+# --- comparing ------------------------------------------------------------------------------
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest row cosine (rows of 2-D outputs; the whole vector for 1-D ones)."""
+    a2, b2 = np.atleast_2d(a).astype(np.float64), np.atleast_2d(b).astype(np.float64)
+    num = (a2 * b2).sum(-1)
+    den = np.linalg.norm(a2, axis=-1) * np.linalg.norm(b2, axis=-1)
+    return float(np.min(np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)))
+
+
+def compare(name: str, got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray], detail: str) -> Check:
+    diffs, cosines, problems = {}, {}, []
+    for key, expected in want.items():
+        actual = np.asarray(got[key])
+        if actual.shape != expected.shape:
+            problems.append(f"{key}: shape {actual.shape} != {expected.shape}")
+            continue
+        if np.issubdtype(expected.dtype, np.integer):
+            if not np.array_equal(actual, expected):
+                problems.append(f"{key}: differs")
+            continue
+        diffs[key] = float(np.max(np.abs(actual.astype(np.float64) - expected))) if expected.size else 0.0
+        cosines[key] = _cosine(actual, expected)
+    worst = max(diffs.values(), default=0.0)
+    ok = not problems and worst <= TOLERANCE
+    text = f"{detail}; max |diff| {worst:.3g} over {', '.join(diffs)}"
+    if problems:
+        text += "; " + "; ".join(problems)
+    return Check(name=name, ok=ok, value=worst, tolerance=TOLERANCE, detail=text,
+                 data={"max_abs_diff": diffs, "cosine": cosines})
+
+
+def _torch(array: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.int64))
+
+
+@torch.no_grad()
+def _retriever_outputs(model, questions, tables) -> dict[str, np.ndarray]:
+    q_ids, q_mask = _torch(questions["input_ids"]), _torch(questions["attention_mask"])
+    t = [_torch(tables[k]) for k in ("input_ids", "attention_mask", "token_type_ids")]
+    return {
+        "query_rep": model.encode_questions(q_ids, q_mask).numpy(),
+        "table_rep": model.encode_tables(*t).numpy(),
+        "question_pooled": model.pool_questions(q_ids, q_mask).numpy(),
+        "table_pooled": model.pool_tables(*t).numpy(),
+    }
+
+
+@torch.no_grad()
+def _reader_outputs(model, tables) -> dict[str, np.ndarray]:
+    out = model(*[_torch(tables[k]) for k in ("input_ids", "attention_mask", "token_type_ids")])
+    return {
+        "logits_cls": out.logits_cls.numpy(),
+        "span_logits": out.span_logits.numpy(),
+        "span_indexes": out.span_indexes.numpy(),
+        "token_probabilities": out.token_probabilities.numpy(),
+    }
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
+    """Converted model vs zoo.reference.tapas_tf on the source checkpoint, on the probe batch."""
+    from converters.tapas_checkpoint import resolve
+    from zoo.models.tapas import TapasDualEncoder, load_pretrained
+    from zoo.reference.tapas_tf import TapasTFReference
+
+    model = load_pretrained(model_dir)
+    config = model.config.to_dict()
+    options = manifest.get("options", {})
+    located = resolve(Path(manifest["source"]["path"]))
+    try:
+        reference = TapasTFReference(
+            located.files.prefix, located.files.config,
+            reset_position_index_per_cell=bool(options.get("reset_position_index_per_cell", False)),
+        )
+        tables = probe_batch(config)
+        if isinstance(model, TapasDualEncoder):
+            questions = question_probe(config)
+            got = _retriever_outputs(model, questions, tables)
+            want = reference.dual_encoder(
+                questions["input_ids"], questions["attention_mask"], tables["input_ids"],
+                tables["attention_mask"], tables["token_type_ids"],
+                max_query_length=int(options.get("max_query_length", config["max_query_length"])),
+            )
+        else:
+            got = _reader_outputs(model, tables)
+            want = reference.reader(tables["input_ids"], tables["attention_mask"], tables["token_type_ids"],
+                                    temperature=float(options.get("temperature", 1.0)))
+            want["span_indexes"] = want["span_indexes"][0]
+    finally:
+        located.close()
+    lengths = ", ".join(str(int(n)) for n in tables["attention_mask"].sum(-1))
+    return compare("encodings", got, want, f"torch vs TF reference on a probe batch of lengths {lengths}")
+
+
+def golden(model_dir: Path, golden_dir: Path) -> Check:
+    """Converted model vs a golden fixture dir (inputs.npz / outputs.npz from the original code)."""
+    from zoo.models.tapas import TapasDualEncoder, load_pretrained
+
+    golden_dir = Path(golden_dir)
+    try:
+        inputs, outputs = np.load(golden_dir / "inputs.npz"), np.load(golden_dir / "outputs.npz")
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{golden_dir}: not a golden fixture dir (inputs.npz / outputs.npz): {exc}") from exc
+    model = load_pretrained(model_dir)
+    is_retriever = "query_rep" in outputs
+    if is_retriever != isinstance(model, TapasDualEncoder):
+        kind = "retriever" if is_retriever else "reader"
+        raise FormatError(f"{golden_dir} holds {kind} outputs but {model_dir} is a {type(model).__name__}")
+    tables = {
+        "input_ids": inputs["input_ids"], "attention_mask": inputs["input_mask"],
+        "token_type_ids": np.stack([inputs[k] for k in TOKEN_TYPES], axis=-1),
+    }
+    if is_retriever:
+        questions = {"input_ids": inputs["question_input_ids"], "attention_mask": inputs["question_input_mask"]}
+        got = _retriever_outputs(model, questions, tables)
+        want = {"query_rep": outputs["query_rep"], "table_rep": outputs["table_rep"],
+                "question_pooled": outputs["bert_1_pooler_dense_Tanh_0"],
+                "table_pooled": outputs["bert_pooler_dense_Tanh_0"]}
+    else:
+        got = _reader_outputs(model, tables)
+        batch = inputs["input_ids"].shape[0]
+        got["span_indexes"] = np.broadcast_to(got["span_indexes"], (batch, *got["span_indexes"].shape))
+        want = {"logits_cls": outputs["logits_cls"], "span_logits": outputs["span_logits"],
+                "span_indexes": outputs["span_indexes"].astype(np.int64),
+                "token_probabilities": outputs["probabilities"]}
+    return compare("golden", got, want, f"converted model vs {golden_dir.name} recorded from the original code")
