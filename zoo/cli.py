@@ -83,8 +83,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     results = []
     for entry in entries:
         was_cached = sources.cached(entry) is not None and not args.force
-        kwargs = {"repin": True} if args.repin else {}
-        path = sources.source_for(entry).pull(entry, force=args.force, progress=_progress(args), **kwargs)
+        path = sources.pull(entry, force=args.force, progress=_progress(args), repin=args.repin)
         results.append({"id": entry.id, "path": str(path), "status": "cached" if was_cached else "downloaded"})
         if not args.json:
             print(f"{entry.id}: {results[-1]['status']} -> {path}")
