@@ -83,7 +83,8 @@ class GCSServer:
         return f"{self.base_url}/{object_path.lstrip('/')}"
 
     def start(self) -> GCSServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="gcs-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="gcs-server", daemon=True)
         self._thread.start()
         return self
 

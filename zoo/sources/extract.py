@@ -65,8 +65,6 @@ def check_members(zip_path: Path, infos: Sequence[zipfile.ZipInfo]) -> list[tupl
     """Judge every member from its declared metadata; returns (info, parts) or raises UnsafeArchiveError."""
     planned: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
     seen: dict[str, str] = {}
-    files: set[tuple[str, ...]] = set()
-    total = 0
     for info in infos:
         parts = _member_parts(info)
         if isinstance(parts, str):
@@ -80,21 +78,23 @@ def check_members(zip_path: Path, infos: Sequence[zipfile.ZipInfo]) -> list[tupl
         if key in seen and not (kind == "dir" and seen[key] == "dir"):
             raise _unsafe(zip_path, info.filename, "duplicate name in archive")
         seen[key] = kind
-        if kind == "file":
-            files.add(tuple(p.casefold() for p in parts))
-            total += info.file_size
-            if total > constants.MAX_UNPACKED_BYTES:
-                raise _unsafe(zip_path, info.filename, f"declared unpacked size exceeds "
-                              f"{constants.MAX_UNPACKED_BYTES} bytes (zip bomb?)")
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > RATIO_FLOOR_BYTES and ratio > constants.MAX_COMPRESSION_RATIO:
-                raise _unsafe(zip_path, info.filename, f"compression ratio {ratio:.0f} exceeds "
-                              f"{constants.MAX_COMPRESSION_RATIO:.0f} (zip bomb?)")
         planned.append((info, parts))
+    files = {tuple(p.casefold() for p in parts) for info, parts in planned if not info.is_dir()}
     for info, parts in planned:
         folded = tuple(p.casefold() for p in parts)
         if any(folded[:i] in files for i in range(1, len(folded))):
             raise _unsafe(zip_path, info.filename, "a file in the archive has the name of its parent directory")
+    total = 0
+    for info, _ in planned:
+        total += info.file_size
+        if total > constants.MAX_UNPACKED_BYTES:
+            raise _unsafe(zip_path, info.filename, f"declared unpacked size exceeds "
+                          f"{constants.MAX_UNPACKED_BYTES} bytes (zip bomb?)")
+    for info, _ in planned:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR_BYTES and ratio > constants.MAX_COMPRESSION_RATIO:
+            raise _unsafe(zip_path, info.filename, f"compression ratio {ratio:.0f} exceeds "
+                          f"{constants.MAX_COMPRESSION_RATIO:.0f} (zip bomb?)")
     return planned
 
 

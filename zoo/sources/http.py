@@ -143,7 +143,10 @@ def check_digests(entry: Entry, remote: RemoteInfo, got: Digests, url: str) -> N
 
 
 def check_pin(entry: Entry, pin: dict[str, Any] | None, got: Digests, url: str) -> None:
-    """Trust on first use: once pinned, a different upstream file is an error, never an overwrite."""
+    """Trust on first use: once pinned, a different upstream file is an error, never an overwrite.
+
+    A pin made for another URL does not apply: the registry itself moved the entry.
+    """
     if pin is None or pin.get("url") != entry.source.url:
         return
     if pin.get("sha256") == got.sha256 and pin.get("size") == got.size:
@@ -335,7 +338,7 @@ def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *,
                 offset = _prepare_part(lay, url, remote, hasher)
                 bar.reset(total=remote.size)
                 bar.update(offset)
-                if remote.size is not None and offset == remote.size:
+                if offset and offset == remote.size:  # an earlier run got every byte
                     return remote, hasher.digests()
                 return _stream(client, url, lay, remote, offset, hasher, bar), hasher.digests()
             except _Restart as exc:
@@ -420,10 +423,12 @@ def _stream(client: httpx2.Client, url: str, lay: Layout, remote: RemoteInfo, of
                 offset = 0
         else:
             raise DownloadError(f"unexpected HTTP {response.status_code}")
+        if got.etag and got.etag != remote.etag:  # a 200 for another version than HEAD saw: this body rules
+            remote = RemoteInfo(url=url)
         remote = RemoteInfo(url=url, size=total if total is not None else remote.size,
-                            etag=remote.etag or got.etag, md5=remote.md5 or got.md5,
-                            crc32c=remote.crc32c or got.crc32c,
-                            generation=remote.generation or got.generation, accept_ranges=remote.accept_ranges)
+                            etag=got.etag or remote.etag, md5=got.md5 or remote.md5,
+                            crc32c=got.crc32c or remote.crc32c, generation=got.generation or remote.generation,
+                            accept_ranges=remote.accept_ranges)
         if offset == 0:
             cache.atomic_write_json(lay.part_record, dataclasses.asdict(
                 PartRecord(url=url, etag=remote.etag, generation=remote.generation, size=remote.size)))
