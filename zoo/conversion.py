@@ -81,21 +81,32 @@ def _conversion_checks(family: str, model_dir: Path, draft: dict[str, Any]) -> l
 
 
 def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Path:
-    """For models already in safetensors: link the files, add a manifest, convert nothing."""
+    """For Hub repos in a modern layout: link the files, add a manifest.
+
+    Folders holding only pytorch_model.bin get model.safetensors instead (converters.torch_bin);
+    everything else is linked unchanged.
+    """
+    from converters.torch_bin import convert_bin_weights
+
     if out.exists() and (out / "zoo_manifest.json").exists() and not force:
         return out
     tmp = cache.temp_sibling(out, ".partial")
     tmp.mkdir(parents=True)
     try:
+        converted = convert_bin_weights(snapshot, tmp)
+        replaced = set(converted.replaced) if converted else set()
         for path in sorted(p for p in snapshot.rglob("*") if p.is_file()):
             rel = path.relative_to(snapshot)
+            if rel.as_posix() in replaced:
+                continue
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(path.resolve(), tmp / rel)
         source = {"format": None, "kind": entry.source.kind, "repo": entry.source.repo, "path": str(snapshot)}
         receipt = cache.read_receipt(entry.id) or {}
         if receipt.get("commit"):
             source["commit"] = receipt["commit"]
-        note = "already safetensors: nothing was converted; files were linked from the verified pull"
+        note = (converted.note() + "; other files were linked from the verified pull" if converted else
+                "already safetensors: nothing was converted; files were linked from the verified pull")
         data = manifest.build(tmp, family=entry.family, format=None, source=source, model_id=entry.id, notes=[note])
         manifest.write(tmp, data)
         cache.replace_dir(tmp, out)
