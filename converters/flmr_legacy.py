@@ -134,9 +134,9 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
     replay = {"config": str(config_dir), "vision": str(vision_dir) if vision_dir else None}
     reader = open_source(src, replay)
     config = FLMRConfig.from_pretrained(config_dir)
+    the_plan = plan_for(reader, replay)
     if vision_dir is not None:
         _check_vision_config(vision_dir, config)
-    the_plan = plan_for(reader, replay)
     shapes = FLMRModelForRetrieval.hub_state_shapes(config)
     by_target = the_plan.by_target()
     specs = [TensorSpec(t, shapes[t], np.dtype("float32")) for t in sorted(by_target)]
