@@ -38,7 +38,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset({
 DENIED_MODULES: frozenset[str] = frozenset({
     "os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "shutil", "importlib", "runpy",
     "code", "codeop", "pty", "socket", "ctypes", "pickle", "_pickle", "marshal", "types", "functools",
-    "operator", "io", "_io", "pathlib", "tempfile", "glob", "multiprocessing", "threading", "_thread",
+    "operator", "io", "_io", "tempfile", "glob", "multiprocessing", "threading", "_thread",
     "signal", "asyncio", "webbrowser", "pdb", "timeit", "platform", "sysconfig", "inspect", "gc", "ssl",
     "urllib", "http", "ftplib", "smtplib", "requests", "dill", "cloudpickle", "yaml", "torch",
     "numpy", "setuptools", "pip", "distutils", "site", "zipimport", "weakref", "atexit",

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from flmr_factory import make_flmr, make_malicious_ckpt
 from safetensors.torch import load_file
 
 from converters import flmr_legacy as fl
 from converters import load_format
 from converters.safe_pickle import load_torch_pickle
-from flmr_factory import make_flmr, make_malicious_ckpt
 from zoo.cache import sha256_file
 from zoo.errors import FormatError, InputError, MappingError
 from zoo.models.flmr import FLMRConfig, FLMRModelForRetrieval
@@ -87,7 +87,7 @@ def test_flmr_legacy_with_vision_reproduces_hub_model(tiny_flmr, tmp_path):
     inputs = {"query_input_ids": q["input_ids"], "query_attention_mask": q["attention_mask"],
               "doc_input_ids": d["input_ids"], "doc_attention_mask": d["attention_mask"],
               "pixel_values": torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))}
-    for ours, reference in zip(_outputs(out, inputs), _outputs(tiny_flmr.hf, inputs)):
+    for ours, reference in zip(_outputs(out, inputs), _outputs(tiny_flmr.hf, inputs), strict=True):
         assert torch.equal(ours, reference)
     vision_sources = [m for m in result.plan.mapped if m.source.startswith("vision:")]
     assert vision_sources and all(m.target.startswith("query_vision_encoder.vision_model.vision_model.")

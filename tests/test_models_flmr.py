@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from flmr_factory import ADDED_TOKENS, VOCAB, make_flmr
 from safetensors.torch import load_file, save_file
 
-from flmr_factory import ADDED_TOKENS, VOCAB, make_flmr
 from zoo.errors import FormatError
 from zoo.models.flmr import (
     FLMRConfig,
@@ -193,9 +193,10 @@ def test_save_pretrained_writes_hub_layout_and_shards(golden_model, inputs, tmp_
     assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
     assert len(list((tmp_path / "sharded").glob("model-*-of-*.safetensors"))) > 1
     reloaded = FLMRModelForRetrieval.from_pretrained(tmp_path / "sharded")
-    for a, b in zip(_encode(golden_model, inputs), _encode(reloaded, inputs)):
+    for a, b in zip(_encode(golden_model, inputs), _encode(reloaded, inputs), strict=True):
         assert torch.equal(a, b)
-    assert FLMRConfig.from_pretrained(tmp_path / "sharded").to_dict() == FLMRConfig.from_pretrained(GOLDEN / "hf").to_dict()
+    saved, original = (FLMRConfig.from_pretrained(d) for d in (tmp_path / "sharded", GOLDEN / "hf"))
+    assert saved.to_dict() == original.to_dict()
 
 
 def _tampered(tmp_path, edit) -> Path:

@@ -2,10 +2,10 @@
 
 The hub files were written by transformers 4.x (`model_type: "flmr"`, nested `text_config`
 "flmr_text_model" and `vision_config` "flmr_vision_model"). Fields the model uses are typed
-dataclass fields with the authors' defaults; generic transformers bookkeeping keys are kept
-verbatim so that a load/save round trip writes the same file. The mapping network's BERT
-config is derived from the text config (`transformer_mapping_config_base` is always
-"bert-base-uncased", whose fields equal the text config's), so loading never needs the network.
+dataclass fields with the authors' defaults; other keys (transformers bookkeeping such as
+`transformers_version`) are kept verbatim so a load/save round trip loses nothing. The mapping
+network's BERT config is derived from the text config (`transformer_mapping_config_base` is
+always "bert-base-uncased", whose fields equal the text config's), so loading never needs the network.
 """
 from __future__ import annotations
 

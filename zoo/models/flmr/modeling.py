@@ -260,7 +260,8 @@ class FLMRModelForRetrieval(nn.Module):
             pixel_values = pixel_values.to(self.device)
             if pixel_values.dim() == 5:  # several regions of interest per query
                 pixel_values = pixel_values.reshape(-1, *pixel_values.shape[2:])
-            vision_out = self.query_vision_encoder(pixel_values, output_hidden_states=cfg.use_transformer_mapping_network)
+            vision_out = self.query_vision_encoder(
+                pixel_values, output_hidden_states=cfg.use_transformer_mapping_network)
             cls = vision_out.last_hidden_state[:, 0]  # before post_layernorm, as the authors did
         else:
             batch = image_features.shape[0]
@@ -323,7 +324,7 @@ class FLMRModelForRetrieval(nn.Module):
         mask = torch.cat(masks, dim=1).bool()
         out: torch.Tensor | list[torch.Tensor] = d
         if not keep_dims:
-            out = [row[m.squeeze(-1)] for row, m in zip(d, mask)]
+            out = [row[m.squeeze(-1)] for row, m in zip(d, mask, strict=True)]
         return FLMRContextEncoderOutput(pooler_output=d[:, 0, :], late_interaction_output=out,
                                         context_mask=mask if return_mask else None)
 
