@@ -188,3 +188,18 @@ def test_rule_tables_consume_each_tensor_exactly_once(tiny_flmr):
         config = FLMRConfig.from_pretrained(options["config"])
         assert sorted(m.target for m in plan.mapped) == sorted(FLMRModelForRetrieval.hub_state_shapes(config))
         assert len({m.source for m in plan.mapped} | set(plan.skipped)) == len(reader.names())
+
+
+def test_restricted_unpickler_keeps_tensors_and_stands_in_for_objects(tmp_path):
+    """Old (non-zip) torch format, hparams holding objects weights_only refuses: tensors load, objects don't run."""
+    import argparse
+
+    ckpt = torch.load(GOLDEN / "legacy.ckpt", weights_only=True)
+    ckpt["hyper_parameters"] = {"args": argparse.Namespace(lr=1e-5), "data": tmp_path / "data"}
+    path = tmp_path / "old_format.ckpt"
+    torch.save(ckpt, path, _use_new_zipfile_serialization=False)
+    loaded = load_torch_pickle(path)
+    assert loaded.restricted and "argparse.Namespace" in loaded.placeholders
+    assert all(torch.equal(v, ckpt["state_dict"][k]) for k, v in loaded.obj["state_dict"].items())
+    reader = fl.open_source(path, {})
+    assert reader.names() == sorted(ckpt["state_dict"])
