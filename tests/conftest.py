@@ -158,3 +158,22 @@ def url_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
         return path
 
     return write
+
+
+# --- tiny SPLADE repos (tests/splade_factory.py) --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def splade_repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny SPLADE repos generated once per session: "v5", "v6" (safetensors) and "v5-bin" (pytorch_model.bin only).
+
+    Read-only: copy one before changing it.
+    """
+    from splade_factory import write_repo
+
+    base = tmp_path_factory.mktemp("splade-repos")
+    return {
+        "v5": write_repo(base / "v5"),
+        "v6": write_repo(base / "v6", layout="v6"),
+        "v5-bin": write_repo(base / "v5-bin", weights="bin"),
+    }
