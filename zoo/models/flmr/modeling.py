@@ -158,11 +158,13 @@ class FLMRModelForRetrieval(nn.Module):
 
     @property
     def context_text_encoder(self) -> FLMRTextModel:
-        return self._modules.get("context_text_encoder") or self.query_text_encoder
+        separate = self._modules.get("context_text_encoder")
+        return self.query_text_encoder if separate is None else separate
 
     @property
     def context_text_encoder_linear(self) -> nn.Linear:
-        return self._modules.get("context_text_encoder_linear") or self.query_text_encoder_linear
+        separate = self._modules.get("context_text_encoder_linear")
+        return self.query_text_encoder_linear if separate is None else separate
 
     @property
     def context_vision_encoder(self) -> FLMRVisionModel:
