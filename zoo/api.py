@@ -43,7 +43,10 @@ def convert(model_id: str, *, out: Path | None = None, force: bool = False, prog
             return conversion.adopt(entry, raw, target, force=force or out is not None)
         if not force and (target / "zoo_manifest.json").exists():
             return target
-        return conversion.convert_local(raw, entry.converter, target, entry=entry, force=True, progress=progress)
+        receipt = cache.read_receipt(entry.id) or {}
+        origin = {"url": receipt.get("url") or entry.source.url, "sha256": receipt.get("sha256")}
+        return conversion.convert_local(raw, entry.converter, target, entry=entry, origin=origin, force=True,
+                                        progress=progress)
 
 
 def resolve(model_id: str, *, progress: bool = False) -> Path:

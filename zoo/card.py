@@ -38,11 +38,15 @@ def render(entry: Entry | None, family: str, source: dict[str, Any], checks: lis
         if entry.notes:
             body += [entry.notes, ""]
     body += ["## Provenance", ""]
-    body += [f"- source: {source.get('url') or source.get('repo') or source.get('path')}"]
-    if source.get("sha256"):
-        body.append(f"- source sha256: `{source['sha256']}`")
-    for name, info in sorted((source.get("files") or {}).items()):
-        body.append(f"- source file `{name}` sha256 `{info['sha256']}`")
+    origin = source.get("origin") or {}
+    body += [f"- source: {origin.get('url') or origin.get('repo') or source.get('path')}"]
+    if origin.get("url") or origin.get("repo"):
+        body.append(f"- local copy: `{source.get('path')}`")
+    for label, digest in (("source sha256", origin.get("sha256")), ("checkpoint sha256", source.get("sha256"))):
+        if digest:
+            body.append(f"- {label}: `{digest}`")
+    for name, digest in sorted((source.get("files") or {}).items()):
+        body.append(f"- source file `{name}` sha256 `{digest}`")
     body.append(f"- converted by zoo {__version__} (format `{source.get('format', 'none')}`)")
     body += [f"- note: {n}" for n in notes]
     body += ["", "## Verification at conversion time", ""]

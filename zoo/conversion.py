@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,14 @@ def convert_local(
     *,
     options: dict[str, Any] | None = None,
     entry: Entry | None = None,
+    origin: dict[str, Any] | None = None,
     force: bool = False,
     progress: bool = False,
 ) -> Path:
-    """Convert `src` (zip, folder, checkpoint prefix or .ckpt) with converter `fmt` into `out`."""
+    """Convert `src` (zip, folder, checkpoint prefix or .ckpt) with converter `fmt` into `out`.
+
+    `origin` records where a registry model's raw artifact came from (URL and pulled sha256).
+    """
     from converters import load_format
 
     module = load_format(fmt)
@@ -46,6 +51,8 @@ def convert_local(
     tmp.mkdir()
     try:
         result = module.convert(Path(src), tmp, dict(options or {}), progress)
+        if origin:
+            result = replace(result, source={**result.source, "origin": origin})
         draft = manifest.build(
             tmp, family=module.FAMILY, format=fmt, source=result.source, model_id=entry.id if entry else None,
             options=result.options, mapping=[m.to_dict() for m in result.plan.mapped],
