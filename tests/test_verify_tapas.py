@@ -1,0 +1,101 @@
+"""zoo.verify.tapas: encodings (torch vs TF reference) and golden checks pass when right, fail when wrong."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+from tapas_support import GOLDEN, TOL, convert, factory
+
+from zoo.errors import FormatError
+from zoo.verify.tapas import encodings, golden, probe_batch
+
+VARIANTS = {
+    "proj0": dict(down_projection_dim=0),
+    "non4h_heads": dict(hidden_size=48, num_attention_heads=6, intermediate_size=50, down_projection_dim=5),
+    "single_tower": dict(single_tower=True),
+    "reader_noreset": dict(kind="reader", reset=False),
+    "reader_reset": dict(kind="reader", hidden_size=24, num_attention_heads=3, intermediate_size=40),
+}
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """name -> (model dir, manifest-like dict) for each generated variant, converted once."""
+    mk = factory()
+    root = tmp_path_factory.mktemp("verify")
+    made = {}
+    for name, fields in VARIANTS.items():
+        mk.write_checkpoint(mk.CheckpointSpec(**fields, seed=len(made)), root / "src" / name)
+        fmt = "tapas-reader" if fields.get("kind") == "reader" else "tapas-retriever"
+        result = convert(fmt, root / "src" / name, root / "out" / name)
+        made[name] = (root / "out" / name, {"source": result.source, "options": result.options})
+    return made
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_encodings_pass_for_generated_checkpoints(converted, name):
+    model_dir, manifest = converted[name]
+    check = encodings(model_dir, manifest)
+    assert check.name == "encodings" and check.ok, check.detail
+    assert check.value <= TOL and check.tolerance == TOL
+    assert all(c > 0.99999 for c in check.data["cosine"].values())
+
+
+def test_encodings_fail_on_a_tampered_model(converted, tmp_path):
+    model_dir, manifest = converted["reader_reset"]
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for path in model_dir.iterdir():
+        (tampered / path.name).write_bytes(path.read_bytes())
+    tensors = load_file(tampered / "model.safetensors")
+    tensors["bert.encoder.layer.0.output.dense.bias"][0] += 1e-3  # one element: LayerNorm keeps it
+    save_file(tensors, tampered / "model.safetensors")
+    check = encodings(tampered, manifest)
+    assert not check.ok and check.value > TOL
+
+
+def test_encodings_fail_when_the_reset_flag_is_wrong(converted):
+    model_dir, manifest = converted["reader_reset"]
+    wrong = {**manifest, "options": {**manifest["options"], "reset_position_index_per_cell": False}}
+    assert not encodings(model_dir, wrong).ok
+
+
+def test_probe_batch_exercises_padding_and_out_of_range_ids():
+    sizes = [3, 256, 256, 2, 256, 256, 10]
+    config = dict(vocab_size=99, max_position_embeddings=64, type_vocab_sizes=sizes)
+    batch = probe_batch(config)
+    lengths = batch["attention_mask"].sum(-1)
+    assert len(set(lengths.tolist())) == 3 and lengths.min() < batch["input_ids"].shape[1]
+    types = batch["token_type_ids"]
+    for i, size in enumerate(sizes):
+        if i != 0:
+            assert (types[..., i] >= size).any(), i
+    assert types[..., 1:3].max() > 300
+    reset = probe_batch({**config, "reset_position_index_per_cell": True})["token_type_ids"]
+    assert (reset[..., 2] >= 256).any()
+    assert (reset[..., 1] * 256 + reset[..., 2]).max() < 256 * 256  # inside TF's cell table
+    assert np.array_equal(probe_batch(config)["input_ids"], batch["input_ids"])  # fixed
+
+
+@pytest.fixture(scope="module")
+def golden_converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("golden")
+    convert("tapas-retriever", GOLDEN / "retriever_proj8", root / "retriever")
+    convert("tapas-reader", GOLDEN / "reader_reset", root / "reader")
+    return root
+
+
+@pytest.mark.parametrize("kind, fixture", [("retriever", "retriever_proj8"), ("reader", "reader_reset")])
+def test_golden_check(golden_converted, kind, fixture):
+    check = golden(golden_converted / kind, GOLDEN / fixture)
+    assert check.ok and check.name == "golden" and check.value <= TOL, check.detail
+    other = "reader_reset" if kind == "retriever" else "retriever_proj8"
+    with pytest.raises(FormatError) as info:
+        golden(golden_converted / kind, GOLDEN / other)
+    assert info.value.exit_code == 2
+
+
+def test_golden_check_fails_for_another_model(converted):
+    model_dir, _ = converted["reader_noreset"]  # same shapes as the golden reader, other weights
+    check = golden(model_dir, GOLDEN / "reader_reset")
+    assert not check.ok and check.value > TOL
