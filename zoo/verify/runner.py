@@ -58,14 +58,40 @@ def flmr_reference(data: dict[str, Any]) -> Path | None:
 
     Only converted (legacy) directories have one: a hub model is its own reference. The
     `--config` directory given at conversion is used when it holds weights (a pulled hub
-    repo); otherwise a pulled registry hub repo whose config matches the architecture.
+    repo); otherwise a pulled registry hub repo whose config.json describes the same
+    architecture.
     """
     if data.get("format") != "flmr-legacy":
         return None
     config_dir = data.get("options", {}).get("config")
     if config_dir and any(Path(config_dir).glob("*.safetensors")):
         return Path(config_dir)
+    wanted = _architecture(Path(config_dir) / "config.json") if config_dir else None
+    if wanted is None:
+        return None
+    from .. import sources
+    from ..registry import load_registry
+
+    for entry in load_registry().filter("flmr"):
+        pulled = sources.cached(entry)
+        if pulled is not None and _architecture(pulled / "config.json") == wanted:
+            return pulled
     return None
+
+
+_NOT_ARCHITECTURE = frozenset({"transformers_version", "_name_or_path", "_attn_implementation_autoset", "architectures"})
+
+
+def _architecture(config_path: Path) -> dict[str, Any] | None:
+    """config.json without the keys that record who wrote it rather than what the model is."""
+    data = cache.read_json(config_path)
+    if not isinstance(data, dict):
+        return None
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in _NOT_ARCHITECTURE}
+
+    return strip(data)
 
 
 def conversion_checks(family: str, model_dir: Path, draft: dict[str, Any]) -> list[Check]:
