@@ -10,6 +10,7 @@ the function returns.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def _load_state_dict(folder: Path, files: list[str]) -> dict:
             continue
         try:
             part = torch.load(folder / name, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # the unpickler raises many types; all mean "not loadable safely"
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
             raise FormatError(f"{folder / name}: cannot be loaded with weights_only=True: {exc}") from None
         if not isinstance(part, dict) or not all(isinstance(v, torch.Tensor) for v in part.values()):
             raise FormatError(f"{folder / name}: not a flat state dict of tensors")
@@ -115,7 +116,7 @@ def _check_identical(state: dict, target: Path, names: list[str]) -> None:
         if name.endswith(".safetensors"):
             with safe_open(str(target / name), framework="pt") as fh:
                 found.update({k: fh.get_tensor(k) for k in fh.keys()})
-    if found.keys() != state.keys():
+    if set(found) != set(state):
         raise ConversionError(f"{target}: safetensors holds {len(found)} tensors, the .bin {len(state)}")
     for key, tensor in state.items():
         other = found[key]

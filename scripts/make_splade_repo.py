@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from splade_factory import LAYOUTS, WEIGHTS, reference_similarities, write_repo  # noqa: E402
+from splade_factory import LAYOUTS, WEIGHTS, reference_similarities, write_repo
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,7 +36,8 @@ MAX_SEQ_LENGTH = 24  # below max_position_embeddings, so long probe texts are tr
 
 V5_MODULES = [
     {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},
-    {"idx": 1, "name": "1", "path": "1_SpladePooling", "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},
+    {"idx": 1, "name": "1", "path": "1_SpladePooling",
+     "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},
 ]
 V5_ST_CONFIG = {
     "model_type": "SparseEncoder",
@@ -131,12 +132,14 @@ def _write_v6(out: Path, *, weights: str, seed: int) -> Path:
 
 
 def _safetensors_to_bin(repo: Path) -> None:
-    """Replace model.safetensors with the pytorch_model.bin an older library would have written."""
+    """Replace model.safetensors with the pytorch_model.bin an older library would have written:
+    the full state dict, where the tied output projection shares storage with the word embeddings."""
     import torch
-    from safetensors.torch import load_file
+    from transformers import AutoModelForMaskedLM
 
-    torch.save(load_file(repo / "model.safetensors"), repo / "pytorch_model.bin")
+    state = AutoModelForMaskedLM.from_pretrained(repo, local_files_only=True).state_dict()
     (repo / "model.safetensors").unlink()
+    torch.save(state, repo / "pytorch_model.bin")
 
 
 def _write_json(path: Path, data: object) -> None:

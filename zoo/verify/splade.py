@@ -47,12 +47,12 @@ PROBE_QUERIES = (
     "how many trains run from the capital of france to the sea on a long weekend",
 )
 PROBE_DOCUMENTS = (
-    "VetInfo indicates that any type of canine ultrasound costs anywhere from $300 to $500 depending on what "
-    "region of the country you live in and whether or not a veterinarian or a technician performs the procedure.",
+    ("VetInfo indicates that any type of canine ultrasound costs anywhere from $300 to $500 depending on what "
+     "region of the country you live in and whether or not a veterinarian or a technician performs the procedure."),
     "Water boils at 100 degrees at sea level.",
     "Sparse lexical retrieval.",
-    " ".join(["A neural sparse retrieval model expands every query and document into weighted vocabulary terms,"
-              " so an inverted index can search them fast."] * 24),  # past any max_seq_length: truncated
+    " ".join([("A neural sparse retrieval model expands every query and document into weighted vocabulary terms, "
+               "so an inverted index can search them fast.")] * 24),  # past any max_seq_length: truncated
 )
 LOAD_ERRORS = (ZooError, OSError, ValueError, KeyError, RuntimeError)
 
@@ -126,8 +126,8 @@ def _sparsity(vectors: Mapping[str, torch.Tensor], model_dir: Path) -> dict[str,
     active = {kind: [int(n) for n in (v != 0).sum(dim=1)] for kind, v in vectors.items()}
     means = {kind: sum(n) / len(n) for kind, n in active.items()}
     card = _card_sparsity(model_dir)
-    parts = [f"active dims per {kind} {means[kind]:.1f}" + (f" (card ~{card[kind]:g} on NanoBEIR)" if kind in card else "")
-             for kind in ("query", "document")]
+    parts = [f"active dims per {kind} {means[kind]:.1f}"
+             + (f" (card ~{card[kind]:g} on NanoBEIR)" if kind in card else "") for kind in ("query", "document")]
     return {"active_dims": active, "mean_active_dims": means, "card": card,
             "summary": ", ".join(parts) + " on the probe set"}
 
