@@ -26,6 +26,7 @@ REPOS = {  # model id -> (hub repo, generated repo in the splade_repos fixture)
     "tiny-splade-v6": ("org/tiny-splade-v6", "v6"),
     "tiny-splade-bin": ("org/tiny-splade-bin", "v5-bin"),
     "tiny-splade-tampered": ("org/tiny-splade-tampered", "v5"),
+    "tiny-splade-offline": ("org/tiny-splade-offline", "v5"),
 }
 REAL_ID = "splade-distilbert-base-uncased-msmarco-mnrl"
 
@@ -153,23 +154,25 @@ def test_tampered_download_is_refused(splade_env):
 
 
 def test_load_returns_sparse_encoder_from_cache_offline(splade_env, monkeypatch):
-    from sentence_transformers import SparseEncoder
-
     import zoo
+    from sentence_transformers import SparseEncoder
+    from zoo import cache
 
-    model_dir = zoo.resolve("tiny-splade")
+    snapshot = zoo.pull("tiny-splade-offline")  # pulled only: nothing converted yet
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: any request would fail
     splade_env["server"].reset_stats()
-    assert zoo.resolve("tiny-splade") == model_dir
-    model = zoo.load("tiny-splade")
+    model = zoo.load("tiny-splade-offline")
     assert isinstance(model, SparseEncoder)
+    model_dir = cache.paths("tiny-splade-offline").converted_dir
+    assert zoo.resolve("tiny-splade-offline") == model_dir and (model_dir / "zoo_manifest.json").is_file()
+    assert (model_dir / "model.safetensors").samefile(snapshot / "model.safetensors")  # linked, not copied
     scores = model.similarity(model.encode_query([GOLDEN["query"]]), model.encode_document(GOLDEN["documents"]))
     assert scores.shape == (1, 3)
     assert max(abs(float(a) - b) for a, b in zip(scores[0], GOLDEN["similarities"])) <= GOLDEN["tolerance"]
-    assert splade_env["server"].stats()["requests"] == 0
     assert isinstance(zoo.load(model_dir), SparseEncoder)  # a directory works too
+    assert splade_env["server"].stats()["requests"] == 0
 
 
 def test_tokenizer_ids_round_trip(splade_env):
