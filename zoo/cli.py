@@ -146,6 +146,29 @@ def cmd_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    work = Path(args.work) if args.work else None
+    if args.merge_from:
+        if work is None:
+            raise InputError("--merge-from needs --work (the directory the shards are merged into)")
+        copied = bench.merge([Path(p) for p in args.merge_from], work)
+        if not args.json:
+            print(f"merged {copied} chunk files into {work}")
+    options = bench.BenchOptions(
+        split=args.split, work=work, shard=bench.Shard.parse(args.shard) if args.shard else bench.Shard(),
+        batch_size=args.batch_size, chunk_size=args.chunk_size, device=args.device,
+        images=Path(args.images) if args.images else None, backend=args.backend,
+        tables_tsv=Path(args.tables_tsv) if args.tables_tsv else None, progress=_progress(args),
+    )
+    result = bench.run(args.model, Path(args.data), options, judge_as=args.judge_as)
+    _emit(args, result.to_dict(), bench.render(result))
+    if not result.ok:
+        raise VerifyFailed("benchmark numbers outside the registry's tolerance", result)
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -195,6 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("path", help="print the directory of the converted (or pulled) model")
     p.add_argument("model")
     p.set_defaults(func=cmd_path)
+    p = sub.add_parser("bench", help="recompute benchmark metrics from local data and judge them against the registry")
+    p.add_argument("model", metavar="MODEL|DIR")
+    p.add_argument("--data", required=True, help="NQ-tables JSONL dir, BEIR dir(s), or M2KR dir (docs/benchmarks.md)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--work", help="embedding stores, runs and qrels (default: $ZOO_HOME/bench/<model>)")
+    p.add_argument("--shard", metavar="I/N", help="encode only shard I of N (0-based); search in a run without --shard")
+    p.add_argument("--merge-from", nargs="+", metavar="DIR", help="copy other shards' work directories into --work first")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--chunk-size", type=int, default=1024, help="corpus items per stored chunk (the resume unit)")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--images", help="M2KR: the root img_path is relative to (default: --data)")
+    p.add_argument("--backend", choices=["zoo", "tf"], default="zoo",
+                   help="tapas: tf runs the independent TF reference on the original checkpoint")
+    p.add_argument("--tables-tsv", help="tapas: shipped table embeddings to reproduce (default: beside the checkpoint)")
+    p.add_argument("--judge-as", metavar="MODEL", help="registry id whose numbers a model directory is judged against")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

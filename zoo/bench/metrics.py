@@ -137,11 +137,25 @@ def evaluate(rankings: Mapping[str, Ranking], qrels: Qrels, measures: Sequence[s
     }
 
 
+NOTHING_RELEVANT = "zoo:nothing-relevant"  # a doc id no corpus uses
+
+
+def judged(grades: Mapping[str, int]) -> dict[str, int]:
+    """Grades that keep a query in the mean even when nothing is relevant to it.
+
+    M2KR averages over every query; a query without positives (or, for Pseudo-Recall, without
+    an answer in any retrieved passage) scores 0. A placeholder non-relevant judgment keeps it
+    judged, here and in any trec_eval-compatible tool reading the written qrels.
+    """
+    return dict(grades) if grades else {NOTHING_RELEVANT: 0}
+
+
 def pseudo_relevant(passages: Mapping[str, str], answers: Sequence[str]) -> dict[str, int]:
     """Grades for M2KR's Pseudo-Recall: a passage counts when an answer occurs in it.
 
     As the authors' evaluation does: each answer stripped and lower-cased, searched as a
-    substring of the lower-cased passage text.
+    substring of the lower-cased passage text. Pass the retrieved passages only (the metric
+    looks at the top K), not the whole corpus.
     """
     needles = [a.strip().lower() for a in answers]
     return {doc: 1 for doc, text in passages.items() if any(n in text.lower() for n in needles)}

@@ -1,0 +1,263 @@
+"""`zoo bench`: resolve the model, run its family's benchmark, judge the numbers against the registry.
+
+Family modules (zoo.bench.tapas / splade / flmr) load their data, encode the corpus into an
+embedding store, search it exactly and return `Section`s (one per dataset, metrics on their
+native scale: rates as fractions, active dims as counts). This module owns what is shared:
+where stores live, sharded filling, search plus the TREC run/qrels files written beside each
+store (so any peer tool can recompute the numbers), and judging with zoo.judging's policy.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import api, cache, constants, manifest
+from ..errors import FormatError, InputError
+from ..judging import Judgement, judge
+from ..registry import Entry
+from ..verify.report import Check
+from .search import ExactIndex
+from .store import Arrays, EmbeddingStore, Shard, StoreMeta, fill, fingerprint
+
+log = logging.getLogger(__name__)
+
+FAMILY_MODULES = {"tapas": "zoo.bench.tapas", "splade": "zoo.bench.splade", "flmr": "zoo.bench.flmr"}
+BACKENDS = ("zoo", "tf")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    split: str = "test"
+    work: Path | None = None  # embedding stores, runs and qrels; default ZOO_HOME/bench/<model>
+    shard: Shard = Shard()
+    batch_size: int = 32
+    chunk_size: int = 1024
+    device: str | None = None  # default: cuda when available
+    images: Path | None = None  # M2KR images root; default: the data directory
+    backend: str = "zoo"  # TAPAS only: "tf" runs the independent TF reference on the original checkpoint
+    tables_tsv: Path | None = None  # TAPAS: shipped table embeddings to reproduce (default: beside the checkpoint)
+    tables_sample: int = 64
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class Section:
+    """One dataset's numbers, with the files a peer tool can recompute them from."""
+
+    benchmark: str  # registry naming: "NQ-tables", "NanoBEIR MSMARCO", "M2KR WIT"
+    metrics: dict[str, float]
+    queries: int
+    documents: int
+    files: dict[str, str] = field(default_factory=dict)  # run / qrels paths
+
+
+@dataclass(frozen=True)
+class Outcome:
+    sections: list[Section]
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    path: Path
+    family: str
+    entry: Entry | None
+    label: str
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    model: str
+    family: str
+    entry_id: str | None
+    data: str
+    split: str
+    complete: bool  # False after a `--shard i/n` run: only that shard was encoded
+    sections: tuple[Section, ...]
+    judgements: tuple[Judgement, ...]
+    checks: tuple[Check, ...]
+    notes: tuple[str, ...]
+    work: str
+
+    @property
+    def ok(self) -> bool:
+        return all(j.ok for j in self.judgements) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "family": self.family, "entry": self.entry_id, "data": self.data,
+            "split": self.split, "complete": self.complete, "ok": self.ok, "work": self.work,
+            "sections": [asdict(s) for s in self.sections],
+            "judgements": [j.to_dict() for j in self.judgements],
+            "checks": [c.to_dict() for c in self.checks], "notes": list(self.notes),
+        }
+
+
+# --- what each family runner gets ---------------------------------------------------------
+
+
+class BenchContext:
+    """Options plus the shared mechanics: stores, sharded encoding, exact search, run files."""
+
+    def __init__(self, options: BenchOptions, work: Path, model_fingerprint: str) -> None:
+        import torch
+
+        self.options = options
+        self.work = work
+        self.model_fingerprint = model_fingerprint
+        self.device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    @property
+    def searching(self) -> bool:
+        """A shard run only encodes; the run without --shard searches (after encoding what is missing)."""
+        return self.options.shard.is_whole
+
+    def store(self, name: str, size: int, *data_identity: Any) -> EmbeddingStore:
+        """The store for `name`, keyed by model, data and settings (another origin: another folder)."""
+        fp = fingerprint(self.model_fingerprint, data_identity, self.options.chunk_size)
+        return EmbeddingStore(self.work / f"{name}-{fp[:12]}",
+                              StoreMeta(fp, size, self.options.chunk_size, description=name))
+
+    def fill(self, store: EmbeddingStore, encode: Callable[[range], Arrays]) -> None:
+        done = store.num_chunks - len(store.missing())
+        written = fill(store, encode, self.options.shard, self._progress(f"encode {store.meta.description}"))
+        log.info("%s: %d chunks encoded now, %d found done", store.root, written, done)
+
+    def _progress(self, label: str) -> Callable[[Iterable[int]], Iterable[int]]:
+        if not self.options.progress:
+            return iter
+        from tqdm.auto import tqdm
+
+        return lambda items: tqdm(list(items), desc=label, unit="chunk")
+
+    def search(self, store: EmbeddingStore, kind: str, queries: object, query_ids: Sequence[str],
+               doc_ids: Sequence[str], k: int) -> dict[str, list[str]]:
+        """Exact top-k per query as doc-id rankings; also writes `<store>/<split>.run` (TREC format)."""
+        if len(set(query_ids)) != len(query_ids):
+            raise FormatError(f"{store.meta.description}: query ids are not unique")
+        order = np.argsort(np.asarray(doc_ids, dtype=object), kind="stable")
+        priority = np.empty(len(doc_ids), dtype=np.int64)
+        priority[order] = np.arange(len(doc_ids))  # larger doc id wins a tie, as in trec_eval
+        top = ExactIndex(store, kind, priority, self.device).search(queries, k)
+        rankings: dict[str, list[str]] = {}
+        lines = []
+        for row, qid in enumerate(query_ids):
+            valid = top.positions[row] >= 0
+            docs = [doc_ids[p] for p in top.positions[row][valid]]
+            rankings[qid] = docs
+            lines += [f"{qid} Q0 {doc} {rank} {float(score)!r} zoo"
+                      for rank, (doc, score) in enumerate(zip(docs, top.scores[row][valid]), start=1)]
+        cache.atomic_write_bytes(self.run_file(store), ("\n".join(lines) + "\n").encode())
+        return rankings
+
+    def run_file(self, store: EmbeddingStore) -> Path:
+        return store.root / f"{self.options.split}.run"
+
+    def write_qrels(self, store: EmbeddingStore, qrels: Mapping[str, Mapping[str, int]], kind: str = "qrels") -> Path:
+        path = store.root / f"{self.options.split}.{kind}"
+        lines = [f"{q} 0 {d} {g}" for q, grades in qrels.items() for d, g in grades.items()]
+        cache.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+        return path
+
+
+# --- resolving the model ----------------------------------------------------------------------
+
+
+def detect_family(path: Path) -> str:
+    """Family of a model directory: its manifest, else its files (HF repo layouts, raw TF checkpoint)."""
+    if (path / constants.MANIFEST_FILENAME).is_file():
+        return manifest.read(path)["family"]
+    if (path / "modules.json").is_file():
+        return "splade"
+    config = cache.read_json(path / "config.json") if (path / "config.json").is_file() else None
+    if isinstance(config, dict) and config.get("model_type") == "flmr":
+        return "flmr"
+    if any(path.rglob("bert_config.json")) and any(path.rglob("*.index")):
+        return "tapas"
+    raise FormatError(f"{path}: not a model directory zoo can benchmark (no zoo manifest, SPLADE modules.json, "
+                      "FLMR config.json or TAPAS checkpoint)")
+
+
+def resolve_target(model: str, judge_as: str | None = None, progress: bool = False) -> Target:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        family = detect_family(path)
+        data = manifest.read(path) if (path / constants.MANIFEST_FILENAME).is_file() else {}
+        entry_id = judge_as or data.get("model_id")
+        entry = api.get(entry_id) if entry_id else None
+        return Target(path.resolve(), family, entry, entry.id if entry else path.resolve().name)
+    entry = api.get(model)
+    judged = api.get(judge_as) if judge_as else entry
+    return Target(api.resolve(entry.id, progress=progress), entry.family, judged, entry.id)
+
+
+def model_fingerprint(path: Path, backend: str) -> str:
+    """Content identity of a model directory: its manifest's file hashes, else every file's sha256."""
+    if (path / constants.MANIFEST_FILENAME).is_file():
+        data = manifest.read(path)
+        return fingerprint(backend, data["files"], data.get("source", {}).get("files"))
+    return fingerprint(backend, cache.hash_tree(path))
+
+
+def default_work(label: str) -> Path:
+    return constants.zoo_home() / "bench" / label
+
+
+# --- judging ----------------------------------------------------------------------------------
+
+
+def registry_cells(entry: Entry, sections: Sequence[Section]) -> dict[tuple[str, str], float]:
+    """Measured values of the cells the registry has, converted to the registry's scale."""
+    scales = {(m.benchmark, m.metric): m.scale for m in entry.metrics}
+    cells = {}
+    for section in sections:
+        for metric, value in section.metrics.items():
+            scale = scales.get((section.benchmark, metric))
+            if scale is not None:
+                cells[(section.benchmark, metric)] = value * 100 if scale == "percent" else value
+    return cells
+
+
+def run(model: str, data: Path, options: BenchOptions = BenchOptions(), judge_as: str | None = None) -> BenchResult:
+    """Benchmark `model` (registry id or directory) on the local data at `data`."""
+    if options.backend not in BACKENDS:
+        raise InputError(f"backend must be one of {BACKENDS}")
+    data = Path(data).expanduser()
+    if not data.exists():
+        raise InputError(f"--data {data}: no such file or directory")
+    target = resolve_target(model, judge_as, options.progress)
+    if options.backend != "zoo" and target.family != "tapas":
+        raise InputError(f"--backend {options.backend} exists for TAPAS only (the TF reference)")
+    work = Path(options.work).expanduser() if options.work else default_work(target.label)
+    context = BenchContext(options, work, model_fingerprint(target.path, options.backend))
+    family = importlib.import_module(FAMILY_MODULES[target.family])
+    outcome: Outcome = family.run(target.path, data, context)
+    notes = list(outcome.notes)
+    judgements: list[Judgement] = []
+    if context.searching and target.entry is not None:
+        cells = registry_cells(target.entry, outcome.sections)
+        judgements = judge(target.entry, cells)
+        if not cells:
+            notes.append(f"the registry has no numbers for these benchmarks under {target.entry.id}; nothing judged")
+    elif context.searching:
+        notes.append("no registry entry to judge against (give a registry id, or --judge-as ID for a directory)")
+    else:
+        notes.append(f"shard {options.shard} encoded into {work}; run again without --shard (after merging the "
+                     "shards' work directories) to search and judge")
+    result = BenchResult(
+        model=str(model), family=target.family, entry_id=target.entry.id if target.entry else None,
+        data=str(data), split=options.split, complete=context.searching, sections=tuple(outcome.sections),
+        judgements=tuple(judgements), checks=tuple(outcome.checks), notes=tuple(notes), work=str(work),
+    )
+    if context.searching:
+        cache.atomic_write_bytes(work / f"result-{options.split}.json",
+                                 json.dumps(result.to_dict(), indent=2, default=str).encode())
+    return result
