@@ -216,7 +216,8 @@ def _similarity_check(model_dir: Path, cases: list[dict], *, source: str) -> Che
               f"(max abs diff {c['max_abs_diff']:.2e}, tolerance {c['tolerance']:g})" for c in runnable]
     return Check("golden", ok=not blocked and not failed,
                  value="not runnable" if blocked and not failed else worst,
-                 tolerance=min((c["tolerance"] for c in runnable), default=None),
+                 tolerance=min((c["tolerance"] for c in cases if isinstance(c["tolerance"], (int, float))),
+                               default=None),
                  detail=f"{source}: " + "; ".join(lines),
                  data={"source": source, "cases": cases})
 
