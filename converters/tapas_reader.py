@@ -52,7 +52,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             temperature=temperature,
             architectures=[TapasReader.__name__],
         )
-        write_model(source, the_plan, TapasReader, config, out, progress)
+        identity = write_model(source, the_plan, TapasReader, config, out, progress, FORMAT)
         notes = [] if from_graph else [
             f"reset_position_index_per_cell={reset} was given by the caller (the source has no .meta graph)."
         ]
@@ -61,7 +61,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
         return ConversionResult(
             plan=the_plan,
             config=config.to_dict(),
-            source=source.identity(FORMAT),
+            source=identity,
             options={"reset_position_index_per_cell": reset, "temperature": temperature},
             notes=tuple(notes),
         )

@@ -93,7 +93,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
         max_query_length = int(options.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
         the_plan = plan_for(source, options)
         config = _config(source, reset, max_query_length)
-        write_model(source, the_plan, TapasDualEncoder, config, out, progress)
+        identity = write_model(source, the_plan, TapasDualEncoder, config, out, progress, FORMAT)
         notes = []
         if single:
             notes.append("The checkpoint holds a single encoder (bert/ only); it was copied into both the "
@@ -103,7 +103,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
         return ConversionResult(
             plan=the_plan,
             config=config.to_dict(),
-            source=source.identity(FORMAT),
+            source=identity,
             options={"single_tower": single, "reset_position_index_per_cell": reset,
                      "max_query_length": max_query_length},
             notes=tuple(notes),

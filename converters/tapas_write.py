@@ -2,11 +2,19 @@
 
 Expected shapes come from the zoo model built on the `meta` device (no memory allocated), so
 the rule table is checked against the real model, not against a second list of shapes.
-Tensors are produced one at a time straight from the TF reader into the safetensors writer.
+Tensors are produced one at a time from the TF reader into the safetensors writer; a small
+prefetch thread reads and transposes the next tensor while the current one is written, and
+another hashes the source files meanwhile (all three are I/O or release the GIL). At most
+PREFETCH tensors wait in memory, so the peak stays near a few tensors, not the model.
 """
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +26,7 @@ from zoo.errors import MappingError
 from zoo.safetensors_io import TensorSpec, write_safetensors
 
 FLOAT32 = np.dtype(np.float32)
+PREFETCH = 2
 
 
 def expected_shapes(model_cls, config) -> dict[str, tuple[int, ...]]:
@@ -27,8 +36,45 @@ def expected_shapes(model_cls, config) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
-def write_model(source: TapasSource, the_plan: Plan, model_cls, config, out: Path, progress: bool) -> list[str]:
-    """Check `the_plan` against the model, then write safetensors, config.json and tokenizer files."""
+def _prefetched(specs: list[TensorSpec], make) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (name, make(spec)) in order, computed up to PREFETCH ahead on a worker thread."""
+    slots: queue.Queue = queue.Queue(maxsize=PREFETCH)
+    stop = threading.Event()
+
+    def work() -> None:
+        for spec in specs:
+            if stop.is_set():
+                return
+            try:
+                item = (spec.name, make(spec))
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                item = (spec.name, exc)
+            while not stop.is_set():
+                try:
+                    slots.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item[1], BaseException):
+                return
+
+    worker = threading.Thread(target=work, name="tapas-prefetch", daemon=True)
+    worker.start()
+    try:
+        for _ in specs:
+            name, value = slots.get()
+            if isinstance(value, BaseException):
+                raise value
+            yield name, value
+    finally:
+        stop.set()
+        worker.join()
+
+
+def write_model(source: TapasSource, the_plan: Plan, model_cls, config, out: Path, progress: bool,
+                fmt: str) -> dict[str, Any]:
+    """Check `the_plan` against the model, write safetensors, config.json and tokenizer files into
+    `out`, and return the source's identity record (hashed concurrently)."""
     expected = expected_shapes(model_cls, config)
     check_shapes(the_plan, {m.source: source.shape(m.source) for m in the_plan.mapped}, expected)
     not_float = [f"{m.source} ({source.dtype(m.source)})" for m in the_plan.mapped if source.dtype(m.source) != FLOAT32]
@@ -38,12 +84,26 @@ def write_model(source: TapasSource, the_plan: Plan, model_cls, config, out: Pat
     by_target = the_plan.by_target()
     specs = [TensorSpec(name, shape, FLOAT32) for name, shape in expected.items()]
 
-    def produce(spec: TensorSpec) -> np.ndarray:
+    def make(spec: TensorSpec) -> np.ndarray:
         mapped = by_target[spec.name]
         return mapped.apply(source.get(mapped.source))
 
-    with tqdm(total=sum(s.nbytes for s in specs), unit="B", unit_scale=True, disable=not progress,
-              desc="convert") as bar:
-        written = write_safetensors(out, specs, produce, on_tensor=lambda s: bar.update(s.nbytes))
-    config.save_pretrained(out)
-    return [*written, "config.json", *copy_tokenizer_files(source.files, out, config.max_position_embeddings)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tapas-hash") as pool:
+        identity = pool.submit(source.identity, fmt)
+        stream = _prefetched(specs, make)
+
+        def produce(spec: TensorSpec) -> np.ndarray:
+            name, value = next(stream)
+            if name != spec.name:  # the writer asks in spec order; anything else is a bug here
+                raise RuntimeError(f"prefetch out of order: {name} != {spec.name}")
+            return value
+
+        try:
+            with tqdm(total=sum(s.nbytes for s in specs), unit="B", unit_scale=True, disable=not progress,
+                      desc="convert") as bar:
+                write_safetensors(out, specs, produce, on_tensor=lambda s: bar.update(s.nbytes))
+        finally:
+            stream.close()
+        config.save_pretrained(out)
+        copy_tokenizer_files(source.files, out, config.max_position_embeddings)
+        return identity.result()

@@ -9,9 +9,9 @@ an UnsortedSegmentMin op under bert/embeddings/ exactly when the checkpoint "use
 position reset. Defects on demand: an extra variable, a missing one, a wrong shape, optimizer
 slots and gradient-accumulation variables, no bert_config.json, no .meta.
 
-Small checkpoints go through tf.compat.v1 variables and a Saver. `streaming=True` (used by
-scripts/bench_convert.py for large shapes) writes the data tensor by tensor with SaveV2 and
-merges the pieces, so the writer never holds the model; its .meta comes from the same graph.
+Everything goes through tf.compat.v1 variables (random truncated-normal initializers, seeded,
+LayerNorm gammas around 1) and a Saver, as the original training code wrote them: one data
+shard, and TensorFlow holds the model once while the Saver writes it tensor by tensor.
 
     python scripts/make_tapas_checkpoint.py OUT_DIR --kind reader --reset --zip
 """
@@ -21,12 +21,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -141,17 +138,6 @@ def checkpoint_shapes(spec: CheckpointSpec) -> dict[str, tuple[tuple[int, ...], 
     return out
 
 
-def _value(name: str, shape: tuple[int, ...], dtype: str, spec: CheckpointSpec) -> np.ndarray:
-    """Deterministic random values per variable (LayerNorm gammas around 1)."""
-    if dtype != "float32":
-        return np.full(shape, 7, dtype=dtype)
-    rng = np.random.default_rng([spec.seed, *name.encode()])
-    value = rng.standard_normal(shape, dtype=np.float32) * np.float32(spec.initializer_range)
-    if name.endswith("LayerNorm/gamma"):
-        value += np.float32(1.0)
-    return value
-
-
 def bert_config(spec: CheckpointSpec) -> dict:
     return {
         "vocab_size": spec.vocab_size, "hidden_size": spec.hidden_size,
@@ -171,16 +157,20 @@ def vocab(spec: CheckpointSpec) -> list[str]:
 
 
 def _graph(spec: CheckpointSpec, shapes):
-    """The TF1 graph: variables named as in the checkpoint, plus the reset op when asked."""
+    """The TF1 graph: seeded variables named as in the checkpoint, plus the reset op when asked."""
     import tensorflow as tf
 
     graph = tf.Graph()
     with graph.as_default():
-        variables = {
-            name: tf.compat.v1.get_variable(name, shape=shape, dtype=dtype,
-                                            initializer=tf.compat.v1.zeros_initializer())
-            for name, (shape, dtype) in shapes.items()
-        }
+        tf.compat.v1.set_random_seed(spec.seed)
+        variables = {}
+        for name, (shape, dtype) in shapes.items():
+            if dtype == "float32":
+                mean = 1.0 if name.endswith("LayerNorm/gamma") else 0.0
+                init = tf.compat.v1.truncated_normal_initializer(mean=mean, stddev=spec.initializer_range)
+            else:
+                init = tf.compat.v1.constant_initializer(7)
+            variables[name] = tf.compat.v1.get_variable(name, shape=shape, dtype=dtype, initializer=init)
         if spec.uses_reset:  # what modeling._get_relative_position_embeddings leaves in the graph
             with tf.compat.v1.name_scope("bert/embeddings/segmented_reduce_min"):
                 tf.math.unsorted_segment_min(tf.zeros([4]), tf.zeros([4], tf.int32), num_segments=2)
@@ -188,55 +178,25 @@ def _graph(spec: CheckpointSpec, shapes):
         with tf.compat.v1.name_scope("segmented_reduce_mean"):
             tf.math.unsorted_segment_sum(tf.zeros([4]), tf.zeros([4], tf.int32), num_segments=2)
         saver = tf.compat.v1.train.Saver(var_list=variables)
-    return graph, variables, saver
+        init_all = tf.compat.v1.global_variables_initializer()
+    return graph, init_all, saver
 
 
-def write_checkpoint(spec: CheckpointSpec, folder: Path, *, streaming: bool = False) -> Path:
+def write_checkpoint(spec: CheckpointSpec, folder: Path) -> Path:
     """Write the checkpoint folder; returns the checkpoint prefix (folder/model.ckpt)."""
     import tensorflow as tf
 
     folder.mkdir(parents=True, exist_ok=True)
     prefix = folder / PREFIX_NAME
-    shapes = checkpoint_shapes(spec)
-    graph, variables, saver = _graph(spec, shapes)
-    if streaming:
-        _write_streaming(spec, shapes, prefix)
-        if spec.write_meta:
-            with graph.as_default():
-                saver.export_meta_graph(str(prefix) + ".meta")
-    else:
-        with graph.as_default():
-            feeds = {name: tf.compat.v1.placeholder(var.dtype.base_dtype, shapes[name][0])
-                     for name, var in variables.items()}
-            assigns = [tf.compat.v1.assign(var, feeds[name]) for name, var in variables.items()]
-            with tf.compat.v1.Session(graph=graph) as sess:
-                sess.run(assigns, {feeds[n]: _value(n, *shapes[n], spec) for n in variables})
-                saver.save(sess, str(prefix), write_meta_graph=spec.write_meta, write_state=False)
+    graph, init_all, saver = _graph(spec, checkpoint_shapes(spec))
+    with tf.compat.v1.Session(graph=graph) as sess:
+        sess.run(init_all)
+        saver.save(sess, str(prefix), write_meta_graph=spec.write_meta, write_state=False)
     if spec.with_config:
         (folder / "bert_config.json").write_text(json.dumps(bert_config(spec), indent=2) + "\n")
     if spec.with_vocab:
         (folder / "vocab.txt").write_text("\n".join(vocab(spec)) + "\n")
     return prefix
-
-
-def _write_streaming(spec: CheckpointSpec, shapes, prefix: Path, piece_bytes: int = 256 << 20) -> None:
-    """SaveV2 groups of tensors (about piece_bytes each) into pieces, then merge them into `prefix`."""
-    import tensorflow as tf
-
-    with tempfile.TemporaryDirectory(prefix="ckpt-pieces-", dir=prefix.parent) as tmp:
-        pieces, group, size = [], [], 0
-        names = sorted(shapes)
-        for i, name in enumerate(names):
-            group.append(name)
-            size += int(np.prod(shapes[name][0], dtype=np.int64)) * 4
-            if size >= piece_bytes or i == len(names) - 1:
-                piece = str(Path(tmp) / f"piece{len(pieces)}")
-                tf.raw_ops.SaveV2(prefix=piece, tensor_names=group, shape_and_slices=[""] * len(group),
-                                  tensors=[_value(n, *shapes[n], spec) for n in group])
-                pieces.append(piece)
-                group, size = [], 0
-        tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=pieces, destination_prefix=str(prefix),
-                                      delete_old_dirs=False)
 
 
 def write_zip(folder: Path, zip_path: Path, inner: str | None = None) -> Path:
@@ -269,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--missing-variable")
     parser.add_argument("--wrong-shape")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--streaming", action="store_true", help="write tensor by tensor (large shapes)")
     parser.add_argument("--zip", action="store_true", help="also write OUT.zip holding OUT/ as a folder")
     args = parser.parse_args(argv)
     spec = CheckpointSpec(
@@ -281,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_variable=args.extra_variable, missing_variable=args.missing_variable,
         wrong_shape=args.wrong_shape, seed=args.seed,
     )
-    prefix = write_checkpoint(spec, args.out, streaming=args.streaming)
+    prefix = write_checkpoint(spec, args.out)
     print(prefix)
     if args.zip:
         print(write_zip(args.out, args.out.with_suffix(".zip")))
