@@ -226,15 +226,18 @@ def test_golden_dir(splade_env, tmp_path):
     assert not missing.ok and missing.value == "not runnable"
 
 
-def test_real_card_golden_without_document_text_is_not_runnable(splade_env):
+def test_real_card_golden_without_document_text_is_skipped_not_passed(splade_env):
     import zoo
     from zoo.verify import splade
 
     entry = zoo.get(REAL_ID)
     assert entry.golden[0].values == (33.7473, 25.6638, 0.2965) and entry.golden[0].tolerance == 1e-3
     check = splade.registry_golden(zoo.resolve("tiny-splade"), entry.golden)
-    assert check.ok is False and check.value == "not runnable"
+    assert check.ran is False and check.verdict == "SKIP" and check.value == "not run"
     assert "2, 3 of 3 are not recorded verbatim" in check.detail
+    from zoo.verify.report import Report
+
+    assert not Report("only skipped", (check,)).ok  # a skipped check never makes a report pass
 
 
 # --- other layouts --------------------------------------------------------------------------

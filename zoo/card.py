@@ -52,7 +52,7 @@ def render(entry: Entry | None, family: str, source: dict[str, Any], checks: lis
     body += ["", "## Verification at conversion time", ""]
     if checks:
         body += ["| check | verdict | value | tolerance |", "|---|---|---|---|"]
-        body += [f"| {c['name']} | {'PASS' if c['ok'] else 'FAIL'} | {c.get('value')} | {c.get('tolerance')} |"
+        body += [f"| {c['name']} | {c['verdict']} | {c.get('value')} | {c.get('tolerance')} |"
                  for c in checks]
     else:
         body.append("No checks ran at conversion time; run `zoo verify` on this directory.")

@@ -114,7 +114,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     _emit(args, {"path": str(path), "format": data["format"], "notes": data["notes"],
                  "checks": data["checks_at_conversion"]},
           "\n".join([f"converted -> {path}"] + [f"  note: {n}" for n in data["notes"]]
-                    + [f"  {c['name']}: {'PASS' if c['ok'] else 'FAIL'} ({c['value']})" for c in data["checks_at_conversion"]]))
+                    + [f"  {c['name']}: {c['verdict']} ({c['value']})" for c in data["checks_at_conversion"]]))
     return 0
 
 
@@ -122,8 +122,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = api.verify(args.target, golden=args.golden)
     lines = [f"verify {report.target}"]
     for c in report.checks:
-        verdict = "PASS" if c.ok else "FAIL"
-        lines.append(f"  {c.name:10} {verdict:4}  value={c.value}  tolerance={c.tolerance}" + (f"  {c.detail}" if c.detail else ""))
+        lines.append(f"  {c.name:10} {c.verdict:4}  value={c.value}  tolerance={c.tolerance}" + (f"  {c.detail}" if c.detail else ""))
     lines.append("OK" if report.ok else "FAILED")
     _emit(args, report.to_dict(), "\n".join(lines))
     if not report.ok:

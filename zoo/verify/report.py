@@ -13,9 +13,14 @@ class Check:
     tolerance: float | str | None = None
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)  # extra measurements (cosine, per-output diffs)
+    ran: bool = True  # False: the check could not run here (no reference, inputs not recorded); detail says why
+
+    @property
+    def verdict(self) -> str:
+        return "SKIP" if not self.ran else "PASS" if self.ok else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "verdict": self.verdict}
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks)
+        """All checks that ran passed, and at least one ran; a skipped check is reported, not passed."""
+        return any(c.ran for c in self.checks) and all(c.ok for c in self.checks if c.ran)
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "ok": self.ok, "checks": [c.to_dict() for c in self.checks]}
