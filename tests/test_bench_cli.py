@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from bench_support import DATA, metric, registry_entry, run_lists, write_registry
 
 from zoo.cli import main
@@ -64,7 +63,7 @@ def test_text_output_and_bad_input(measured, capsys) -> None:
 
 
 def test_interrupted_encoding_resumes_to_the_same_numbers(measured, tmp_path: Path, monkeypatch, capsys) -> None:
-    import zoo.bench.flmr as flmr
+    from zoo.bench import flmr
 
     real, calls = flmr._documents, []
 

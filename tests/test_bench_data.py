@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bench_support import DATA
 
 from zoo.bench import beir, m2kr, nq_tables

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from bench_support import DATA, peer, run_lists
 
 M2KR = DATA / "m2kr"

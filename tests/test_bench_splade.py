@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bench_support import DATA, peer
 
 pytest.importorskip("sentence_transformers")
@@ -40,7 +39,9 @@ def test_sections_and_means(result) -> None:
 
 @pytest.mark.parametrize("index", range(3))
 def test_equal_to_sentence_transformers_evaluator(repo: Path, result, index: int) -> None:
-    from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
+    from sentence_transformers.sparse_encoder.evaluation import (
+        SparseInformationRetrievalEvaluator,
+    )
 
     from zoo.bench import beir
     from zoo.models.splade import load_sparse_encoder

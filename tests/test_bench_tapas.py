@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bench_support import DATA, peer, run_lists
 
 pytest.importorskip("tensorflow")
@@ -106,7 +105,8 @@ def test_numbers_identical_to_ir_measures(results: dict) -> None:
 
 def test_a_wrong_tables_tsv_fails_the_check(retriever: Path, tmp_path: Path) -> None:
     bad = tmp_path / "tables.tsv"
-    rows = list(csv.reader(open(next((retriever.parent / "ckpt").glob("tables.tsv"))), delimiter="\t"))
+    with open(retriever.parent / "ckpt" / "tables.tsv", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
     for row in rows[1:]:
         row[3] = repr([-float(x) for x in ast.literal_eval(row[3])])
     with open(bad, "w", newline="") as fh:

@@ -38,7 +38,7 @@ class M2KRQuery:
         instruction = self.instruction.strip()
         if not instruction.endswith(":"):
             instruction += ":"
-        return " ".join([instruction, "", self.question, ""])
+        return f"{instruction}  {self.question} "  # " ".join([instruction, "", question, ""]) as the authors wrote it
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ BACKENDS = ("zoo", "tf")
 class BenchOptions:
     split: str = "test"
     work: Path | None = None  # embedding stores, runs and qrels; default ZOO_HOME/bench/<model>
-    shard: Shard = Shard()
+    shard: Shard = field(default_factory=Shard)
     batch_size: int = 32
     chunk_size: int = 1024
     device: str | None = None  # default: cuda when available

@@ -52,12 +52,11 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
     from zoo.models.splade import load_sparse_encoder
 
     model = load_sparse_encoder(path, device=str(context.device))
-    sections = []
+    sections, batch = [], context.options.batch_size
     for folder in beir.find_sets(data):
         dataset = beir.load(folder, context.options.split)
         name = nanobeir_name(folder.name)
         store = context.store(folder.name, len(dataset.doc_ids), dataset.doc_ids, dataset.doc_texts)
-        batch = context.options.batch_size
         context.fill(store, lambda r, d=dataset: _encode(model, d.doc_texts[r.start:r.stop], "document", batch))
         if not context.searching:
             continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import itertools
 import json
 import sys
 import zipfile
@@ -142,6 +143,8 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
         config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
         retriever: TableRetriever = TFRetriever(located.files, int(config.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)),
                                                 context.options.batch_size)
+    elif not (path / "config.json").is_file():
+        raise FormatError(f"{path}: a TF checkpoint, not a converted model: pass --backend tf, or run zoo convert first")
     else:
         retriever = TorchRetriever(path, context)
     try:
@@ -161,7 +164,7 @@ def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context:
     texts = [text for q in dataset.questions for text in q.texts]
     encoded = retriever.questions(texts)
     bounds = np.cumsum([0] + [len(q.texts) for q in dataset.questions])
-    queries = np.stack([encoded[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+    queries = np.stack([encoded[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
     query_ids = [q.id for q in dataset.questions]
     rankings = context.search(store, "dense", queries, query_ids, [t.table_id for t in tables], max(CUTOFFS))
     qrels = {q.id: {t: 1 for t in q.table_ids} for q in dataset.questions}
