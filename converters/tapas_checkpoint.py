@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -17,13 +18,16 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from converters.rules import Rule
 from zoo.errors import FormatError
 from zoo.sources.extract import safe_extract
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 CONFIG_NAME = "bert_config.json"
 VOCAB_NAME = "vocab.txt"
@@ -138,12 +142,16 @@ def resolve(src: Path) -> Located:
     src = Path(src).expanduser().absolute()
     if src.is_file() and zipfile.is_zipfile(src):
         tmp = tempfile.TemporaryDirectory(prefix="zoo-tapas-")
-        root = safe_extract(src, Path(tmp.name) / "x")
+        root = Path(tmp.name) / "x"
         try:
+            safe_extract(src, root)
             files = locate(root)
-        except FormatError as exc:
+        except FormatError as exc:  # name the archive, not the temp dir it was unpacked into
             tmp.cleanup()
-            raise FormatError(f"{src.name}: {exc}") from exc
+            raise type(exc)(str(exc).replace(str(root), src.name)) from None
+        except BaseException:
+            tmp.cleanup()
+            raise
         member = files.prefix.relative_to(root).as_posix()
         return Located(files, "zip", src, member, tmp)
     if src.is_dir():
@@ -172,8 +180,6 @@ def sha256_of(paths: list[Path]) -> dict[str, str]:
 
 
 def _tf():
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -356,7 +362,7 @@ class TapasSource:
     def close(self) -> None:
         self._finalizer()
 
-    def __enter__(self) -> TapasSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

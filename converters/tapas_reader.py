@@ -13,12 +13,21 @@ from typing import Any
 
 from converters import ConversionResult
 from converters.rules import Plan, Rule, plan
-from converters.tapas_checkpoint import SKIP, TapasSource, open_checkpoint, read_bert_config, resolve_reset, tower_rules
+from converters.tapas_checkpoint import (
+    SKIP,
+    TapasSource,
+    open_checkpoint,
+    read_bert_config,
+    resolve_reset,
+    tower_rules,
+)
 from converters.tapas_write import write_model
+from zoo.errors import FormatError
 from zoo.models.tapas import TapasReader, TapasReaderConfig
 
 FORMAT = "tapas-reader"
 FAMILY = "tapas"
+RETRIEVER_MARKS = ("bert_1/", "table_projection", "text_projection")  # a second tower or projections
 
 RULES: tuple[Rule, ...] = (
     *tower_rules("bert"),
@@ -32,7 +41,12 @@ __all__ = ["FAMILY", "FORMAT", "RULES", "SKIP", "convert", "open_source", "plan_
 
 
 def open_source(src: Path, options: Mapping[str, Any]) -> TapasSource:
-    return open_checkpoint(src)
+    source = open_checkpoint(src)
+    retriever = [n for n in source.names() if n.startswith(RETRIEVER_MARKS)]
+    if retriever:
+        source.close()
+        raise FormatError(f"{src}: holds a TAPAS dual encoder ({retriever[0]}); convert it with format tapas-retriever")
+    return source
 
 
 def plan_for(reader, options: Mapping[str, Any]) -> Plan:

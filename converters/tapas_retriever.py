@@ -31,6 +31,7 @@ FORMAT = "tapas-retriever"
 FAMILY = "tapas"
 TABLE_SCOPE, QUESTION_SCOPE = "bert/", "bert_1/"
 DEFAULT_MAX_QUERY_LENGTH = 128
+READER_MARK = "output_weights_cls"  # the reader's relevance head: this is not a dual encoder
 
 RULES: tuple[Rule, ...] = (
     *tower_rules("bert|bert_1"),
@@ -55,6 +56,8 @@ def open_source(src: Path, options: Mapping[str, Any]) -> TapasSource:
     """Open the checkpoint; alias a single tower into both, as options (or the names) say."""
     source = open_checkpoint(src)
     try:
+        if READER_MARK in source.names():
+            raise FormatError(f"{src}: holds a TAPAS reader ({READER_MARK}); convert it with format tapas-reader")
         single = _is_single_tower(source.names())
         given = options.get("single_tower")
         if given is not None and bool(given) != single:

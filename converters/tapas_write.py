@@ -47,7 +47,7 @@ def _prefetched(specs: list[TensorSpec], make) -> Iterator[tuple[str, np.ndarray
                 return
             try:
                 item = (spec.name, make(spec))
-            except BaseException as exc:  # handed to the consumer, which re-raises it
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
                 item = (spec.name, exc)
             while not stop.is_set():
                 try:
@@ -55,7 +55,7 @@ def _prefetched(specs: list[TensorSpec], make) -> Iterator[tuple[str, np.ndarray
                     break
                 except queue.Full:
                     continue
-            if isinstance(item[1], BaseException):
+            if isinstance(item[1], Exception):
                 return
 
     worker = threading.Thread(target=work, name="tapas-prefetch", daemon=True)
@@ -63,7 +63,7 @@ def _prefetched(specs: list[TensorSpec], make) -> Iterator[tuple[str, np.ndarray
     try:
         for _ in specs:
             name, value = slots.get()
-            if isinstance(value, BaseException):
+            if isinstance(value, Exception):
                 raise value
             yield name, value
     finally:

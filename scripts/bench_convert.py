@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-LARGE = dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, intermediate_size=4096,
-             vocab_size=30522, max_position_embeddings=512, down_projection_dim=256)
-SMALL = dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
-             vocab_size=30522, max_position_embeddings=512, down_projection_dim=256)
+LARGE = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096,
+         "vocab_size": 30522, "max_position_embeddings": 512, "down_projection_dim": 256}
+SMALL = {**LARGE, "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024}
 
 # Runs in the child: imports first, then reset the peak-RSS counter, then convert.
 _CHILD = r"""

@@ -29,12 +29,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PREFIX_NAME = "model.ckpt"
 SPECIAL_TOKENS = ["[PAD]", "[EMPTY]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = (
-    "the of and in to a is was for on as by with city year name population country team "
-    "player club season game film song album team river state county town capital school "
-    "what who when where which how many most first last largest paris london berlin rome "
-    "0 1 2 3 4 5 6 7 8 9 10 100 1990 2000 2010 , . ? - ( ) : ##s ##ed ##ing ##er ##ly"
-).split()
+WORDS = [
+    "the", "of", "and", "in", "to", "a", "is", "was", "for", "on", "as", "by", "with", "city", "year",
+    "name", "population", "country", "team", "player", "club", "season", "game", "film", "song", "album",
+    "river", "state", "county", "town", "capital", "school", "what", "who", "when", "where", "which",
+    "how", "many", "most", "first", "last", "largest", "paris", "london", "berlin", "rome", "0", "1", "2",
+    "3", "4", "5", "6", "7", "8", "9", "10", "100", "1990", "2000", "2010", ",", ".", "?", "-", "(", ")",
+    ":", "##s", "##ed", "##ing", "##er", "##ly",
+]
 TOKEN_TYPE_SIZES = (3, 256, 256, 2, 256, 256, 10)
 
 

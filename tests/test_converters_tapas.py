@@ -9,15 +9,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from safetensors.numpy import load_file
 from tapas_support import GOLDEN, convert, factory
 
-import tensorflow as tf
 from converters import load_format
 from converters.tapas_checkpoint import SKIP, detect_reset
 from converters.tapas_write import expected_shapes
 from zoo.errors import FormatError, MappingError
-from zoo.models.tapas import TapasDualEncoder, TapasDualEncoderConfig, TapasReader, TapasReaderConfig, TapasTextEncoder
+from zoo.models.tapas import (
+    TapasDualEncoder,
+    TapasDualEncoderConfig,
+    TapasReader,
+    TapasReaderConfig,
+    TapasTextEncoder,
+)
 
 RETRIEVER, READER = load_format("tapas-retriever"), load_format("tapas-reader")
 
@@ -145,11 +151,11 @@ def test_single_tower_is_copied_into_both(make, tmp_path):
 
 
 @pytest.mark.parametrize("fields, message", [
-    (dict(extra_variable="bert/encoder/extra/kernel"), "match no rule: bert/encoder/extra/kernel"),
-    (dict(missing_variable="bert_1/encoder/layer_1/output/dense/bias"),
+    ({"extra_variable": "bert/encoder/extra/kernel"}, "match no rule: bert/encoder/extra/kernel"),
+    ({"missing_variable": "bert_1/encoder/layer_1/output/dense/bias"},
      "missing from the checkpoint: bert_1.encoder.layer.1.output.dense.bias"),
-    (dict(wrong_shape="bert/encoder/layer_0/attention/self/key/kernel"), "shape mismatch: bert/encoder/layer_0"),
-    (dict(missing_variable="text_projection"), "missing from the checkpoint: text_projection.weight"),
+    ({"wrong_shape": "bert/encoder/layer_0/attention/self/key/kernel"}, "shape mismatch: bert/encoder/layer_0"),
+    ({"missing_variable": "text_projection"}, "missing from the checkpoint: text_projection.weight"),
 ])
 def test_checkpoint_that_does_not_fit_is_rejected(make, tmp_path, fields, message):
     folder = make("bad_" + "_".join(f"{k}-{v}".replace("/", ".") for k, v in fields.items()), **fields)
@@ -163,6 +169,14 @@ def test_reader_extra_head_is_rejected(make, tmp_path):
     with pytest.raises(MappingError, match="column_output_weights") as info:
         convert("tapas-reader", folder, tmp_path / "out")
     assert info.value.exit_code == 2
+
+
+def test_wrong_format_is_named(make, tmp_path):
+    with pytest.raises(FormatError, match="with format tapas-reader") as info:
+        convert("tapas-retriever", make("reader_noreset", kind="reader", reset=False), tmp_path / "a")
+    assert info.value.exit_code == 2
+    with pytest.raises(FormatError, match="with format tapas-retriever"):
+        convert("tapas-reader", GOLDEN / "retriever_proj8", tmp_path / "b")
 
 
 def test_corrupt_index_is_a_format_error(make, tmp_path):
@@ -209,9 +223,20 @@ def test_bad_sources_name_the_problem(make, tmp_path, content, message):
     assert info.value.exit_code == 2
 
 
+def test_unsafe_zip_is_refused(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../model.ckpt.index", b"x")
+    with pytest.raises(FormatError, match="escapes the target") as info:
+        convert("tapas-retriever", archive, tmp_path / "out")
+    assert info.value.exit_code == 2
+
+
 def test_generator_defects_are_what_they_say():
     mk = factory()
     base = mk.CheckpointSpec()
     assert "bert/x" in mk.checkpoint_shapes(replace(base, extra_variable="bert/x"))
     assert "output_bias" not in mk.checkpoint_shapes(replace(base, kind="reader", missing_variable="output_bias"))
     assert mk.checkpoint_shapes(replace(base, wrong_shape="text_projection"))["text_projection"][0] == (8, 33)
+    words = mk.vocab(base)
+    assert len(words) == len(set(words)) == base.vocab_size and words[1] == "[EMPTY]"

@@ -10,11 +10,11 @@ from zoo.errors import FormatError
 from zoo.verify.tapas import encodings, golden, probe_batch
 
 VARIANTS = {
-    "proj0": dict(down_projection_dim=0),
-    "non4h_heads": dict(hidden_size=48, num_attention_heads=6, intermediate_size=50, down_projection_dim=5),
-    "single_tower": dict(single_tower=True),
-    "reader_noreset": dict(kind="reader", reset=False),
-    "reader_reset": dict(kind="reader", hidden_size=24, num_attention_heads=3, intermediate_size=40),
+    "proj0": {"down_projection_dim": 0},
+    "non4h_heads": {"hidden_size": 48, "num_attention_heads": 6, "intermediate_size": 50, "down_projection_dim": 5},
+    "single_tower": {"single_tower": True},
+    "reader_noreset": {"kind": "reader", "reset": False},
+    "reader_reset": {"kind": "reader", "hidden_size": 24, "num_attention_heads": 3, "intermediate_size": 40},
 }
 
 
@@ -62,7 +62,7 @@ def test_encodings_fail_when_the_reset_flag_is_wrong(converted):
 
 def test_probe_batch_exercises_padding_and_out_of_range_ids():
     sizes = [3, 256, 256, 2, 256, 256, 10]
-    config = dict(vocab_size=99, max_position_embeddings=64, type_vocab_sizes=sizes)
+    config = {"vocab_size": 99, "max_position_embeddings": 64, "type_vocab_sizes": sizes}
     batch = probe_batch(config)
     lengths = batch["attention_mask"].sum(-1)
     assert len(set(lengths.tolist())) == 3 and lengths.min() < batch["input_ids"].shape[1]

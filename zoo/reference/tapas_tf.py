@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 MAX_SPAN_LENGTH = 10
 NEG_INFINITY = -10000.0

@@ -42,7 +42,7 @@ def probe_batch(config: Mapping[str, Any], width: int = 32) -> dict[str, np.ndar
     mask = np.zeros((batch, length), np.int64)
     types = np.zeros((batch, length, len(sizes)), np.int64)
     for b, fraction in enumerate(PROBE_LENGTHS):
-        n = max(2, int(round(fraction * length)))
+        n = max(2, round(fraction * length))
         mask[b, :n] = 1
         cells = range(QUESTION_TOKENS, n, CELL_TOKENS)
         for c, start in enumerate(cells):
@@ -64,7 +64,7 @@ def question_probe(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
     ids = rng.integers(1, int(config["vocab_size"]), size=(len(PROBE_LENGTHS), width))
     mask = np.zeros_like(ids)
     for b, fraction in enumerate(PROBE_LENGTHS):
-        n = max(2, int(round(fraction * width)))
+        n = max(2, round(fraction * width))
         mask[b, :n] = 1
         ids[b, n:] = 0
     return {"input_ids": ids, "attention_mask": mask}
