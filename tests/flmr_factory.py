@@ -101,6 +101,15 @@ def make_flmr(root: Path, seed: int = 0) -> TinyFLMR:
     return TinyFLMR(root / "hf", legacy, root / "clip_vision")
 
 
+
+def encode_golden(model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Query and doc embeddings, doc mask and score matrix for an inputs.pt-style batch."""
+    with torch.no_grad():
+        q = model.query(inputs["query_input_ids"], inputs["query_attention_mask"], pixel_values=inputs["pixel_values"])
+        d = model.doc(inputs["doc_input_ids"], inputs["doc_attention_mask"])
+        s = model.score_matrix(q.late_interaction_output, d.late_interaction_output, d.context_mask)
+    return q.late_interaction_output, d.late_interaction_output, d.context_mask, s
+
 def make_malicious_ckpt(path: Path, marker: Path, via: str = "exec") -> Path:
     """A .ckpt whose unpickling would create `marker` (via `exec` or `system`)."""
     torch.save({"state_dict": {"model.query_linear.weight": torch.zeros(2, 2)}, "callbacks": _Payload(marker, via)},

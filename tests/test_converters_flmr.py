@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from flmr_factory import make_flmr, make_malicious_ckpt
+from flmr_factory import encode_golden, make_flmr, make_malicious_ckpt
 from safetensors.torch import load_file
 
 from converters import flmr_legacy as fl
@@ -39,12 +39,7 @@ def _legacy_variant(tmp_path: Path, edit) -> Path:
 
 
 def _outputs(model_dir: Path, inputs: dict):
-    model = FLMRModelForRetrieval.from_pretrained(model_dir)
-    with torch.no_grad():
-        q = model.query(inputs["query_input_ids"], inputs["query_attention_mask"], pixel_values=inputs["pixel_values"])
-        d = model.doc(inputs["doc_input_ids"], inputs["doc_attention_mask"])
-        s = model.score_matrix(q.late_interaction_output, d.late_interaction_output, d.context_mask)
-    return q.late_interaction_output, d.late_interaction_output, d.context_mask, s
+    return encode_golden(FLMRModelForRetrieval.from_pretrained(model_dir), inputs)
 
 
 # --- golden PreFLMR ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from flmr_factory import encode_golden
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "flmr" / "preflmr"
 REPO = "LinWeizheDragon/PreFLMR_ViT-B"
@@ -53,12 +54,11 @@ def test_pull_load_and_reproduce_golden(served):
     assert isinstance(model, FLMRModelForRetrieval)
     inputs = torch.load(GOLDEN / "inputs.pt", weights_only=True)
     outputs = torch.load(GOLDEN / "outputs.pt", weights_only=True)
-    with torch.no_grad():
-        q = model.query(inputs["query_input_ids"], inputs["query_attention_mask"], inputs["pixel_values"])
-        d = model.doc(inputs["doc_input_ids"], inputs["doc_attention_mask"])
-    assert torch.max(torch.abs(q.late_interaction_output - outputs["query_embeddings"])) <= 1e-5
-    assert torch.max(torch.abs(d.late_interaction_output - outputs["doc_embeddings"])) <= 1e-5
-    assert torch.equal(d.context_mask.bool(), outputs["doc_mask"].bool())
+    q, d, mask, scores = encode_golden(model, inputs)
+    assert torch.max(torch.abs(q - outputs["query_embeddings"])) <= 1e-5
+    assert torch.max(torch.abs(d - outputs["doc_embeddings"])) <= 1e-5
+    assert torch.equal(mask.bool(), outputs["doc_mask"].bool())
+    assert torch.max(torch.abs(scores - outputs["scores"])) <= 1e-5
     manifest = json.loads((zoo.resolve("PreFLMR_ViT-B") / "zoo_manifest.json").read_text())
     assert manifest["format"] is None and "nothing was converted" in manifest["notes"][0]
 

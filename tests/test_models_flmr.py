@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from flmr_factory import ADDED_TOKENS, VOCAB, make_flmr
+from flmr_factory import ADDED_TOKENS, VOCAB, encode_golden, make_flmr
 from safetensors.torch import load_file, save_file
 
 from zoo.errors import FormatError
@@ -45,13 +45,6 @@ def golden_model() -> FLMRModelForRetrieval:
 def tiny_flmr(tmp_path_factory):
     return make_flmr(tmp_path_factory.mktemp("flmr"))
 
-
-def _encode(model, inputs):
-    with torch.no_grad():
-        q = model.query(inputs["query_input_ids"], inputs["query_attention_mask"], pixel_values=inputs["pixel_values"])
-        d = model.doc(inputs["doc_input_ids"], inputs["doc_attention_mask"])
-        s = model.score_matrix(q.late_interaction_output, d.late_interaction_output, d.context_mask)
-    return q.late_interaction_output, d.late_interaction_output, d.context_mask, s
 
 
 # --- tokenizers --------------------------------------------------------------------------
@@ -100,7 +93,7 @@ def test_flmr_added_special_tokens_keep_their_ids(tiny_flmr):
 def test_hub_layout_reproduces_golden_outputs(attn, inputs, outputs, caplog):
     model = FLMRModelForRetrieval.from_pretrained(GOLDEN / "hf", attn_implementation=attn)
     with caplog.at_level(logging.ERROR, logger="zoo.models.flmr.modeling"):
-        q, d, mask, scores = _encode(model, inputs)
+        q, d, mask, scores = encode_golden(model, inputs)
     assert q.shape == outputs["query_embeddings"].shape == (3, 20 + 4 + 16, 8)
     assert (q - outputs["query_embeddings"]).abs().max() <= TOL
     assert (q[2] - outputs["query_embeddings"][2]).abs().max() <= TOL  # the query without ":"
@@ -193,7 +186,7 @@ def test_save_pretrained_writes_hub_layout_and_shards(golden_model, inputs, tmp_
     assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
     assert len(list((tmp_path / "sharded").glob("model-*-of-*.safetensors"))) > 1
     reloaded = FLMRModelForRetrieval.from_pretrained(tmp_path / "sharded")
-    for a, b in zip(_encode(golden_model, inputs), _encode(reloaded, inputs), strict=True):
+    for a, b in zip(encode_golden(golden_model, inputs), encode_golden(reloaded, inputs), strict=True):
         assert torch.equal(a, b)
     saved, original = (FLMRConfig.from_pretrained(d) for d in (tmp_path / "sharded", GOLDEN / "hf"))
     assert saved.to_dict() == original.to_dict()
