@@ -40,13 +40,14 @@ def convert(model_id: str, *, out: Path | None = None, force: bool = False, prog
     raw = sources.cached(entry) or sources.pull(entry, progress=progress)
     with cache.locked(entry.id + ".convert"):
         if entry.converter is None:
-            return conversion.adopt(entry, raw, target, force=force or out is not None)
+            return conversion.adopt(entry, raw, target, force=force)
         if not force and (target / "zoo_manifest.json").exists():
             return target
         receipt = cache.read_receipt(entry.id) or {}
         origin = {"url": receipt.get("url") or entry.source.url, "sha256": receipt.get("sha256")}
-        return conversion.convert_local(raw, entry.converter, target, entry=entry, origin=origin, force=True,
-                                        progress=progress)
+        # the cache's own directory may be replaced (a stale or older conversion); a user's --out may not
+        return conversion.convert_local(raw, entry.converter, target, entry=entry, origin=origin,
+                                        force=force or out is None, progress=progress)
 
 
 def resolve(model_id: str, *, progress: bool = False) -> Path:

@@ -41,11 +41,9 @@ def convert_local(
 
     module = load_format(fmt)
     out = Path(out).expanduser().resolve()
-    if out.exists() and not force:
-        if (out / "zoo_manifest.json").exists():
-            raise InputError(f"{out} already holds a converted model; pass --force to replace it")
-        if out.is_dir() and any(out.iterdir()):
-            raise InputError(f"output directory {out} exists and is not empty")
+    if not force and (out / "zoo_manifest.json").exists():
+        raise InputError(f"{out} already holds a converted model; pass --force to replace it")
+    _check_target(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.temp_sibling(out, ".partial")
     tmp.mkdir()
@@ -80,6 +78,16 @@ def convert_local(
     return out
 
 
+def _check_target(out: Path, force: bool) -> None:
+    """Never replace a directory we did not write unless asked: the rename would delete it."""
+    if force or not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"output path {out} exists and is not a directory")
+    if any(out.iterdir()) and not (out / "zoo_manifest.json").exists():
+        raise InputError(f"output directory {out} exists and is not empty; pass --force to replace it")
+
+
 def _conversion_checks(family: str, model_dir: Path, draft: dict[str, Any]) -> list[Check]:
     """Checks that need only the source: weights always, encodings where the reference is the source."""
     from .verify import runner
@@ -95,8 +103,9 @@ def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Pa
     """
     from converters.torch_bin import convert_bin_weights
 
-    if out.exists() and (out / "zoo_manifest.json").exists() and not force:
+    if (out / "zoo_manifest.json").exists() and not force:
         return out
+    _check_target(out, force)
     tmp = cache.temp_sibling(out, ".partial")
     tmp.mkdir(parents=True)
     try:

@@ -1,0 +1,87 @@
+"""zoo.conversion: nothing half-written ever looks finished, user directories are never clobbered,
+and the card and manifest record provenance and the checks that ran."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoo import conversion, manifest
+from zoo.errors import InputError
+
+GOLDEN = Path(__file__).parent / "data" / "golden" / "tapas" / "retriever_proj8"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_converted_directory_carries_card_manifest_and_checks(tmp_path):
+    out = conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
+    data = manifest.read(out)
+    assert data["format"] == "tapas-retriever" and data["family"] == "tapas"
+    assert {c["name"]: c["verdict"] for c in data["checks_at_conversion"]} == {"weights": "PASS", "encodings": "PASS"}
+    assert set(data["files"]) >= {"config.json", "model.safetensors", "README.md"}
+    assert len(data["mapping"]) == len({m["target"] for m in data["mapping"]})
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers\n")
+    assert "| weights | PASS |" in card and "model.ckpt.index" in card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp directory left beside it
+
+
+def test_failure_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
+    import converters.tapas_retriever as retriever
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(retriever, "write_model", broken)
+    with pytest.raises(OSError, match="disk full"):
+        conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_check_aborts_before_rename(tmp_path, monkeypatch):
+    from zoo.verify import runner
+    from zoo.verify.report import Check
+
+    monkeypatch.setattr(runner, "conversion_checks",
+                        lambda family, model_dir, draft: [Check("weights", ok=False, value="1/2 tensors bit-exact")])
+    with pytest.raises(conversion.ConversionError, match="fails verification: weights"):
+        conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_user_directory_is_not_replaced_without_force(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not empty"):
+        conversion.convert_local(GOLDEN, "tapas-retriever", out)
+    assert (out / "notes.txt").read_text() == "keep me"
+    conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "model")
+    with pytest.raises(InputError, match="already holds a converted model"):
+        conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "model")
+    conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "model", force=True)
+    assert manifest.read(tmp_path / "model")["format"] == "tapas-retriever"
+
+
+def test_cli_convert_from_and_verify_with_golden(tmp_path):
+    env = {**os.environ, "ZOO_HOME": str(tmp_path / "home"), "ZOO_REGISTRY": ""}
+    out = tmp_path / "out"
+
+    def zoo(*args):
+        return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=300)
+
+    result = zoo("convert", "--from", str(GOLDEN), "--format", "tapas-retriever", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["path"] == str(out)
+    result = zoo("verify", str(out), "--golden", str(GOLDEN), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert [c["name"] for c in report["checks"]] == ["files", "weights", "encodings", "golden"]
+    assert report["ok"] and json.loads((out / "zoo_verify.json").read_text())["ok"]
+    wrong = zoo("convert", "--from", str(GOLDEN), "--format", "tapas-reader", "--out", str(tmp_path / "r"))
+    assert wrong.returncode == 2 and not (tmp_path / "r").exists()
