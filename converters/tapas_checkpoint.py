@@ -273,7 +273,8 @@ def resolve_reset(files: CheckpointFiles, options: Mapping[str, Any], *, default
     if default is not None:
         return default
     raise FormatError(f"{files.prefix.parent}: no {files.prefix.name}{META_SUFFIX} graph to tell whether the "
-                      "checkpoint used per-cell position reset; pass reset_position_index_per_cell=true|false")
+                      "checkpoint used per-cell position reset; pass --reset-position-index-per-cell yes|no "
+                      "(option reset_position_index_per_cell)")
 
 
 def read_bert_config(path: Path) -> dict[str, Any]:

@@ -38,8 +38,12 @@ def use(env: dict[str, str]) -> None:
     import pandas as pd
     import torch
 
+    from transformers.utils import logging as hf_logging
+
     import zoo
     from zoo.models.tapas_text import TapasTextEncoder
+
+    hf_logging.disable_progress_bar()
 
     path = zoo.resolve(MODEL)
     model = zoo.load(MODEL).eval()

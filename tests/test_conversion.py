@@ -85,3 +85,28 @@ def test_cli_convert_from_and_verify_with_golden(tmp_path):
     assert report["ok"] and json.loads((out / "zoo_verify.json").read_text())["ok"]
     wrong = zoo("convert", "--from", str(GOLDEN), "--format", "tapas-reader", "--out", str(tmp_path / "r"))
     assert wrong.returncode == 2 and not (tmp_path / "r").exists()
+
+
+def test_cli_reset_flag_decides_when_there_is_no_meta_graph(tmp_path):
+    """The golden reader was run with per-cell reset: without its .meta, only `yes` reproduces it."""
+    import shutil
+
+    source = tmp_path / "reader"
+    shutil.copytree(GOLDEN.parent / "reader_reset", source)
+    (source / "model.ckpt.meta").unlink()
+    env = {**os.environ, "ZOO_HOME": str(tmp_path / "home"), "ZOO_REGISTRY": ""}
+
+    def zoo(*args):
+        return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=300)
+
+    base = ("convert", "--from", str(source), "--format", "tapas-reader")
+    missing = zoo(*base, "--out", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "--reset-position-index-per-cell yes|no" in missing.stderr
+    verdicts = {}
+    for flag in ("yes", "no"):
+        out = tmp_path / flag
+        assert zoo(*base, "--out", str(out), "--reset-position-index-per-cell", flag).returncode == 0
+        assert json.loads((out / "config.json").read_text())["reset_position_index_per_cell"] is (flag == "yes")
+        verdicts[flag] = zoo("verify", str(out), "--golden", str(GOLDEN.parent / "reader_reset")).returncode
+    assert verdicts == {"yes": 0, "no": 1}

@@ -99,8 +99,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
             raise InputError("convert --from PATH needs --format and --out, and no model id")
         from .conversion import convert_local
 
+        reset = {"yes": True, "no": False}.get(args.reset)
         options = {k: v for k, v in (("config", args.config), ("vision", args.vision),
-                                     ("reset_position_index_per_cell", args.reset)) if v is not None}
+                                     ("reset_position_index_per_cell", reset)) if v is not None}
         path = convert_local(Path(args.source), args.format, Path(args.out), options=options,
                              force=args.force, progress=_progress(args))
     else:
