@@ -147,3 +147,15 @@ def test_invalid_json_and_duplicates(tmp_path, packaged):
     assert info.value.field == "id" and "duplicate" in info.value.problem
     with pytest.raises(RegistryError, match="file not found"):
         load_registry([tmp_path / "missing.json"])
+
+
+def test_all_missing_fields_are_named_and_entries_without_id_are_located(tmp_path):
+    path = write(tmp_path, {"schema_version": 1, "models": [{"id": "x", "family": "tapas"}]})
+    with pytest.raises(RegistryError) as info:
+        load_registry([path])
+    assert info.value.entry == "x" and info.value.field == "task"
+    assert "task, size, attributes, source, converter, license, paper" in info.value.problem
+    path = write(tmp_path, {"schema_version": 1, "models": [{"id": 5}]}, "noid.json")
+    with pytest.raises(RegistryError) as info:
+        load_registry([path])
+    assert info.value.entry == "models[0]"

@@ -205,7 +205,7 @@ def _validate(name: str, data: Any) -> None:
     entry = field_name = None
     if len(path) >= 2 and path[0] == "models" and isinstance(path[1], int):
         model = data["models"][path[1]]
-        entry = model.get("id") if isinstance(model, dict) and isinstance(model.get("id"), str) else f"#{path[1]}"
+        entry = model.get("id") if isinstance(model, dict) and isinstance(model.get("id"), str) else f"models[{path[1]}]"
         field_name = ".".join(str(p) for p in path[2:]) or None
     elif path:
         field_name = ".".join(str(p) for p in path)
@@ -215,9 +215,11 @@ def _validate(name: str, data: Any) -> None:
         field_name = ".".join(filter(None, [field_name, extra[0]]))
         problem = f"unknown field {extra[0]!r} (allowed: {', '.join(error.schema.get('properties', {}))})"
     elif error.validator == "required":
-        missing = error.message.split("'")[1]
-        field_name = ".".join(filter(None, [field_name, missing]))
+        missing = [k for k in error.validator_value if k not in error.instance]
+        field_name = ".".join(filter(None, [field_name, missing[0]]))
         problem = "required field is missing"
+        if len(missing) > 1:
+            problem = f"required fields are missing: {', '.join(missing)}"
     raise RegistryError(name, entry, field_name, problem)
 
 
