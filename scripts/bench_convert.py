@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.layers:
         fields["num_hidden_layers"] = args.layers
 
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="zoo-bench-", dir=args.workdir))
     try:
         src = work / "checkpoint"
