@@ -17,7 +17,7 @@ from typing import Any
 from . import cache, card, manifest
 from .errors import ConversionError, InputError
 from .registry import Entry
-from .verify.report import Check
+from .verify import runner
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def convert_local(
             options=result.options, mapping=[m.to_dict() for m in result.plan.mapped],
             skipped=list(result.plan.skipped), notes=list(result.notes),
         )
-        checks = _conversion_checks(module.FAMILY, tmp, draft)
+        checks = runner.conversion_checks(module.FAMILY, tmp, draft)
         failed = [c for c in checks if not c.ok]
         if failed:
             raise ConversionError(
@@ -86,13 +86,6 @@ def _check_target(out: Path, force: bool) -> None:
         raise InputError(f"output path {out} exists and is not a directory")
     if any(out.iterdir()) and not (out / "zoo_manifest.json").exists():
         raise InputError(f"output directory {out} exists and is not empty; pass --force to replace it")
-
-
-def _conversion_checks(family: str, model_dir: Path, draft: dict[str, Any]) -> list[Check]:
-    """Checks that need only the source: weights always, encodings where the reference is the source."""
-    from .verify import runner
-
-    return runner.conversion_checks(family, model_dir, draft)
 
 
 def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Path:
