@@ -110,3 +110,23 @@ def test_cli_reset_flag_decides_when_there_is_no_meta_graph(tmp_path):
         assert json.loads((out / "config.json").read_text())["reset_position_index_per_cell"] is (flag == "yes")
         verdicts[flag] = zoo("verify", str(out), "--golden", str(GOLDEN.parent / "reader_reset")).returncode
     assert verdicts == {"yes": 0, "no": 1}
+
+
+def test_registry_id_is_not_shadowed_by_a_same_named_folder(tmp_path, monkeypatch):
+    import zoo
+    from zoo.errors import FormatError, UnknownModelError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    (tmp_path / "tapas_nq_retriever_tiny").mkdir()  # e.g. the user's own unzipped download
+    with pytest.raises(zoo.ZooError, match="ZOO_OFFLINE"):  # looked up in the registry, not read as a dir
+        zoo.load("tapas_nq_retriever_tiny")
+    (tmp_path / "not_an_id").mkdir()
+    with pytest.raises(FormatError, match="not a zoo model directory"):
+        zoo.verify("not_an_id")
+    with pytest.raises(UnknownModelError):
+        zoo.load("no_such_model")
+    out = conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "converted")
+    assert type(zoo.load(out)).__name__ == "TapasDualEncoder"
+    assert type(zoo.load("converted")).__name__ == "TapasDualEncoder"  # a zoo dir named by string

@@ -5,8 +5,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from . import cache, conversion, manifest, sources
-from .errors import InputError
+from . import cache, constants, conversion, manifest, sources
+from .errors import InputError, UnknownModelError
 from .registry import Entry, load_registry
 from .verify.report import Report
 
@@ -59,32 +59,14 @@ def resolve(model_id: str, *, progress: bool = False) -> Path:
     return convert(entry.id, progress=progress)
 
 
-def load(model_id_or_dir: str | Path) -> Any:
-    """A ready torch model (TapasDualEncoder, TapasReader, FLMRModelForRetrieval or SparseEncoder)."""
-    path = Path(model_id_or_dir)
-    if path.is_dir():
-        data = manifest.read(path)
-        task = FORMAT_TASKS.get(data.get("format") or "")
-        if task is None and data.get("model_id"):
-            task = get(data["model_id"]).task
-        key = (data["family"], task or "")
-    else:
-        entry = get(str(model_id_or_dir))
-        path, key = resolve(entry.id), (entry.family, entry.task)
-    if key not in LOADERS:
-        raise InputError(f"{model_id_or_dir}: no loader for family/task {key}")
-    module_name, attr = LOADERS[key].split(":")
-    loader = getattr(importlib.import_module(module_name), attr)
-    return loader(str(path)) if not hasattr(loader, "from_pretrained") else loader.from_pretrained(str(path))
+def _locate(target: str | Path) -> tuple[Path, Entry | None]:
+    """A zoo model directory, or a registry id resolved to its converted directory.
 
-
-def verify(model_id_or_dir: str | Path, golden: str | Path | None = None) -> Report:
-    """Run every applicable check; `report.ok` is True only if all pass."""
-    from .verify.runner import verify_dir
-
-    path = Path(model_id_or_dir)
-    golden_dir = Path(golden) if golden is not None else None
-    if path.is_dir():
+    A Path, or a string naming a directory with a zoo manifest, is a directory; any other
+    string is a registry id first, so a same-named folder (an unzipped download) never shadows it.
+    """
+    path = Path(target)
+    if isinstance(target, Path) or (path / constants.MANIFEST_FILENAME).is_file():
         data = manifest.read(path)
         entry = None
         if data.get("model_id"):
@@ -92,9 +74,37 @@ def verify(model_id_or_dir: str | Path, golden: str | Path | None = None) -> Rep
                 entry = get(data["model_id"])
             except InputError:
                 entry = None
-        return verify_dir(path, golden=golden_dir, entry=entry)
-    entry = get(str(model_id_or_dir))
-    return verify_dir(resolve(entry.id), golden=golden_dir, entry=entry)
+        return path, entry
+    try:
+        entry = get(str(target))
+    except UnknownModelError:
+        if path.is_dir():
+            manifest.read(path)  # raises: a directory, but not one zoo wrote
+        raise
+    return resolve(entry.id), entry
+
+
+def load(model_id_or_dir: str | Path) -> Any:
+    """A ready torch model (TapasDualEncoder, TapasReader, FLMRModelForRetrieval or SparseEncoder)."""
+    path, entry = _locate(model_id_or_dir)
+    if entry is not None:
+        key = (entry.family, entry.task)
+    else:
+        data = manifest.read(path)
+        key = (data["family"], FORMAT_TASKS.get(data.get("format") or "", ""))
+    if key not in LOADERS:
+        raise InputError(f"{model_id_or_dir}: no loader for family/task {key}")
+    module_name, attr = LOADERS[key].split(":")
+    loader = getattr(importlib.import_module(module_name), attr)
+    return loader.from_pretrained(str(path)) if hasattr(loader, "from_pretrained") else loader(str(path))
+
+
+def verify(model_id_or_dir: str | Path, golden: str | Path | None = None) -> Report:
+    """Run every applicable check; `report.ok` is True only if all pass."""
+    from .verify.runner import verify_dir
+
+    path, entry = _locate(model_id_or_dir)
+    return verify_dir(path, golden=Path(golden) if golden is not None else None, entry=entry)
 
 
 def state(entry: Entry) -> dict[str, bool]:
