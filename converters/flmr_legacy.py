@@ -9,7 +9,8 @@ on pre-extracted CLIP features, so its checkpoint has no vision tower: the CLIP 
 `vision:<name>` sources, so every output tensor has a recorded source.
 
 Options: `config` (dir with config.json + query_tokenizer/ + context_tokenizer/, e.g. the pulled
-hub repo; the output's non-weight files are copied from it), `vision` (CLIP model dir, FLMR only).
+hub repo; the output's non-weight files are copied from it), `vision` (FLMR only: a CLIP vision or
+CLIP model dir, or a hub-layout FLMR dir whose vision tower is used).
 """
 from __future__ import annotations
 
@@ -200,8 +201,27 @@ def _kind(config: FLMRConfig) -> str:
     return kind
 
 
+# A hub-layout FLMR folder holds the same CLIP tower under this prefix (transformers-4 naming).
+_HUB_VISION_PREFIX = "query_vision_encoder.vision_model."
+
+
 def _read_vision_dir(directory: Path) -> dict[str, torch.Tensor]:
-    """CLIP weights: safetensors (single or sharded) or pytorch_model.bin (loaded without code)."""
+    """CLIP weights (CLIPVisionModel or CLIPModel dir), or the vision tower of a hub-layout FLMR dir."""
+    tensors = _read_weights(directory)
+    if _model_type(directory) == "flmr":
+        return {k[len(_HUB_VISION_PREFIX):]: v for k, v in tensors.items() if k.startswith(_HUB_VISION_PREFIX)}
+    return tensors
+
+
+def _model_type(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / "config.json").read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """safetensors (single or sharded) or pytorch_model.bin (loaded without code)."""
     from safetensors.torch import load_file
 
     if (directory / INDEX_NAME).exists():
@@ -223,7 +243,7 @@ def _check_vision_config(directory: Path, config: FLMRConfig) -> None:
         data = json.loads((directory / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise FormatError(f"{directory}: unreadable config.json ({exc})") from None
-    if data.get("model_type") == "clip":
+    if data.get("model_type") in ("clip", "flmr"):
         data = data.get("vision_config", {})
     ours = config.vision_config
     wrong = [f"{f}: {data[f]!r} vs {getattr(ours, f)!r}" for f in _CLIP_FIELDS

@@ -198,3 +198,12 @@ def test_restricted_unpickler_keeps_tensors_and_stands_in_for_objects(tmp_path):
     assert all(torch.equal(v, ckpt["state_dict"][k]) for k, v in loaded.obj["state_dict"].items())
     reader = fl.open_source(path, {})
     assert reader.names() == sorted(ckpt["state_dict"])
+
+
+def test_flmr_vision_tower_can_come_from_a_hub_layout_dir(tiny_flmr, tmp_path):
+    """--vision may name the matching hub repo: only its CLIP tower enters the plan."""
+    out, result = _convert(tiny_flmr.legacy, tmp_path, config=tiny_flmr.hf, vision=tiny_flmr.hf)
+    (tmp_path / "clip").mkdir()
+    clip_dir, _ = _convert(tiny_flmr.legacy, tmp_path / "clip", config=tiny_flmr.hf, vision=tiny_flmr.vision)
+    assert (out / "model.safetensors").read_bytes() == (clip_dir / "model.safetensors").read_bytes()
+    assert all(m.target.startswith("query_vision_encoder.") for m in result.plan.mapped if m.source.startswith("vision:"))
