@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["tapas-retriever", "tapas-reader", "flmr-legacy"])
     p.add_argument("--out", help="output directory")
     p.add_argument("--config", help="flmr-legacy: dir with config.json and the tokenizer folders")
-    p.add_argument("--vision", help="flmr-legacy: CLIP vision model dir (FLMR legacy checkpoints have none)")
+    p.add_argument("--vision", help="flmr-legacy: CLIP vision model dir, or the FLMR hub repo (FLMR legacy checkpoints have no vision tower)")
     p.add_argument("--reset-position-index-per-cell", dest="reset", choices=["yes", "no"],
                    help="tapas: per-cell position reset, when the checkpoint has no .meta graph to tell")
     p.add_argument("--force", action="store_true", help="replace an existing converted model")
