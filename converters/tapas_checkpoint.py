@@ -8,7 +8,6 @@ sizes from bert_config.json, the per-cell position reset from the `.meta` graph.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converters.rules import Rule
+from zoo.cache import sha256_file
 from zoo.errors import FormatError
 from zoo.sources.extract import safe_extract
 
@@ -35,7 +35,6 @@ INDEX_SUFFIX = ".index"
 META_SUFFIX = ".meta"
 RESET_OP = "UnsortedSegmentMin"  # TF TAPAS's per-cell position reset is a segment min
 RESET_SCOPE = "bert/embeddings/"
-HASH_CHUNK = 1 << 20
 
 # TF optimizer and bookkeeping variables: skipped, and nothing else is.
 SKIP: tuple[str, ...] = (r".*/adam_m", r".*/adam_v", r"global_step", r"counter", r".*/accum")
@@ -166,14 +165,7 @@ def resolve(src: Path) -> Located:
 
 def sha256_of(paths: list[Path]) -> dict[str, str]:
     """sha256 of each file, keyed by file name."""
-    out = {}
-    for path in paths:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(HASH_CHUNK):
-                digest.update(block)
-        out[path.name] = digest.hexdigest()
-    return out
+    return {path.name: sha256_file(path) for path in paths}
 
 
 # --- reading tensors ----------------------------------------------------------------------
