@@ -51,8 +51,8 @@ def convert_local(
         result = module.convert(Path(src), tmp, dict(options or {}), progress)
         if origin:
             result = replace(result, source={**result.source, "origin": origin})
-        draft = manifest.build(
-            tmp, family=module.FAMILY, format=fmt, source=result.source, model_id=entry.id if entry else None,
+        draft = manifest.describe(
+            family=module.FAMILY, format=fmt, source=result.source, model_id=entry.id if entry else None,
             options=result.options, mapping=[m.to_dict() for m in result.plan.mapped],
             skipped=list(result.plan.skipped), notes=list(result.notes),
         )
@@ -65,12 +65,7 @@ def convert_local(
             )
         check_dicts = [c.to_dict() for c in checks]
         (tmp / "README.md").write_text(card.render(entry, module.FAMILY, result.source, check_dicts, list(result.notes)))
-        final = manifest.build(
-            tmp, family=module.FAMILY, format=fmt, source=result.source, model_id=entry.id if entry else None,
-            options=result.options, mapping=draft["mapping"], skipped=draft["skipped"],
-            notes=list(result.notes), checks=check_dicts,
-        )
-        manifest.write(tmp, final)
+        manifest.seal(tmp, draft, check_dicts)
         cache.replace_dir(tmp, out)
     finally:
         if tmp.exists():
@@ -116,8 +111,8 @@ def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Pa
             source["commit"] = receipt["commit"]
         note = (converted.note() + "; other files were linked from the verified pull" if converted else
                 "already safetensors: nothing was converted; files were linked from the verified pull")
-        data = manifest.build(tmp, family=entry.family, format=None, source=source, model_id=entry.id, notes=[note])
-        manifest.write(tmp, data)
+        manifest.seal(tmp, manifest.describe(family=entry.family, format=None, source=source, model_id=entry.id,
+                                             notes=[note]))
         cache.replace_dir(tmp, out)
     finally:
         if tmp.exists():

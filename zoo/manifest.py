@@ -20,8 +20,7 @@ VERIFY_REPORT_FILENAME = "zoo_verify.json"
 UNLISTED = frozenset({constants.MANIFEST_FILENAME, VERIFY_REPORT_FILENAME})
 
 
-def build(
-    directory: Path,
+def describe(
     *,
     family: str,
     format: str | None,
@@ -31,8 +30,8 @@ def build(
     mapping: list[dict[str, str]] | None = None,
     skipped: list[str] | None = None,
     notes: list[str] | None = None,
-    checks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Everything the manifest says except file hashes: what the checks need before the files are final."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "model_id": model_id,
@@ -45,13 +44,15 @@ def build(
         "mapping": mapping or [],
         "skipped": skipped or [],
         "notes": notes or [],
-        "checks_at_conversion": checks or [],
-        "files": cache.hash_tree(directory, exclude=UNLISTED),
     }
 
 
-def write(directory: Path, manifest: dict[str, Any]) -> None:
-    cache.atomic_write_json(directory / constants.MANIFEST_FILENAME, manifest)
+def seal(directory: Path, description: dict[str, Any], checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Hash every file once the directory is complete and write the manifest; returns it."""
+    data = {**description, "checks_at_conversion": checks or [],
+            "files": cache.hash_tree(directory, exclude=UNLISTED)}
+    cache.atomic_write_json(directory / constants.MANIFEST_FILENAME, data)
+    return data
 
 
 def read(directory: Path) -> dict[str, Any]:
