@@ -99,19 +99,25 @@ def test_pull_survives_two_dropped_connections(gcs_server: Any, url_entry: Calla
     assert http.cached(entry) == raw_dir
 
 
+def break_midway(server: Any, entry: Any, cut: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pull that loses its connection after `cut` bytes, with retries off, so it leaves a part file."""
+    retries = constants.DOWNLOAD_RETRIES
+    server.set_faults(drop_after=cut, drop_times=1)
+    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 0)
+    with pytest.raises(DownloadError, match="gave up"):
+        http.pull(entry)
+    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", retries)
+
+
 def test_broken_run_leaves_a_part_that_the_next_run_resumes(gcs_server: Any, url_entry: Callable,
                                                             gcs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = publish(gcs_server)
     cut = len(data) // 2
-    gcs_server.set_faults(drop_after=cut, drop_times=1)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), sha256=sha256(data))
-    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 0)
-    with pytest.raises(DownloadError, match="gave up"):
-        http.pull(entry)
+    break_midway(gcs_server, entry, cut, monkeypatch)
     lay = http.layout(entry)
     assert lay.part.stat().st_size == cut and json.loads(lay.part_record.read_text())["etag"]
     assert http.cached(entry) is None and not lay.paths.raw_dir.exists()
-    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 6)
     assert_extracted(http.pull(entry), data)
     assert requests_of(gcs_server)[-1]["range"] == f"bytes={cut}-"
     assert served(gcs_server) == len(data)
@@ -121,13 +127,9 @@ def test_broken_run_leaves_a_part_that_the_next_run_resumes(gcs_server: Any, url
 def test_changed_object_restarts_instead_of_splicing(gcs_server: Any, url_entry: Callable,
                                                      gcs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = publish(gcs_server, seed=1)
-    gcs_server.set_faults(drop_after=len(old) // 2, drop_times=1)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
-    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 0)
-    with pytest.raises(DownloadError):
-        http.pull(entry)
+    break_midway(gcs_server, entry, len(old) // 2, monkeypatch)
     new = publish(gcs_server, seed=2)
-    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 6)
     gcs_server.reset_stats()
     raw_dir = http.pull(entry)
     assert cache.read_receipt("t_tiny")["sha256"] == sha256(new)
@@ -138,11 +140,8 @@ def test_changed_object_restarts_instead_of_splicing(gcs_server: Any, url_entry:
 def test_412_from_if_match_restarts_from_zero(gcs_server: Any, url_entry: Callable,
                                               gcs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = publish(gcs_server, seed=1)
-    gcs_server.set_faults(drop_after=len(old) // 2, drop_times=1)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
-    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 0)
-    with pytest.raises(DownloadError):
-        http.pull(entry)
+    break_midway(gcs_server, entry, len(old) // 2, monkeypatch)
     stale = json.loads(http.layout(entry).part_record.read_text())
     new = publish(gcs_server, seed=2)
     real_head, heads = http._head, []
@@ -154,7 +153,6 @@ def test_412_from_if_match_restarts_from_zero(gcs_server: Any, url_entry: Callab
         return real_head(client, url)
 
     monkeypatch.setattr(http, "_head", stale_then_real)
-    monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 6)
     gcs_server.reset_stats()
     http.pull(entry)
     gets = requests_of(gcs_server)
