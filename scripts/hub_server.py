@@ -309,6 +309,15 @@ class _HubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "zoo-hub-server/1"
     hub: HubServer
+    _kind: str | None = None  # route of the request being answered; None: not counted (/_stats)
+    _download: str | None = None  # "org/name/path" when the request is a file resolve
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Record the request as its status line goes out: stats never lag a response the client has seen."""
+        if self._kind is not None:
+            download = self._download if self.command == "GET" and code in (200, 206) else None
+            self.hub._record(self.command, self._kind, self.path, code, download)
+        super().send_response(code, message)
 
     def log_message(self, format: str, *args: Any) -> None:  # requests are in stats(), not on stderr
         return
@@ -324,24 +333,23 @@ class _HubHandler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         segs = [unquote(s) for s in url.path.split("/")[1:]]
         if segs == ["_stats"]:  # not counted: reading the stats must not change them
+            self._kind = None
             self._send_json(self.hub.stats(), head)
             return
-        kind, status, download = _route_kind(segs), 404, None
+        self._kind, self._download = _route_kind(segs), None
         try:
-            if kind == "resolve":
-                status, download = self._resolve(f"{segs[0]}/{segs[1]}", segs[3], "/".join(segs[4:]), head)
+            if self._kind == "resolve":
+                repo, path = f"{segs[0]}/{segs[1]}", "/".join(segs[4:])
+                self._download = f"{repo}/{path}"
+                self._resolve(repo, segs[3], path, head)
             elif segs[:2] == ["api", "models"] and len(segs) >= 4:
-                body = self._api(f"{segs[2]}/{segs[3]}", segs[4:], query)
-                status = 200
-                self._send_json(body, head)
+                self._send_json(self._api(f"{segs[2]}/{segs[3]}", segs[4:], query), head)
             else:
                 self._send_error(404, None, f"no route for {url.path}", None, head)
         except NotFound as exc:
             self._send_error(404, exc.code, str(exc), exc.commit, head)
         except (BrokenPipeError, ConnectionResetError):
-            status = 499
-        finally:
-            self.hub._record(self.command, kind, self.path, status, download)
+            return  # the client went away mid-response; the request was recorded when it was answered
 
     def _api(self, repo: str, rest: list[str], query: dict[str, str]) -> Any:
         truthy = ("1", "true", "True")
@@ -360,7 +368,7 @@ class _HubHandler(BaseHTTPRequestHandler):
         self.hub.index.repo_dir(repo)  # unknown repo wins over unknown route
         raise NotFound("EntryNotFound", f"unsupported API route {'/'.join(rest)}")
 
-    def _resolve(self, repo: str, rev_name: str, path: str, head: bool) -> tuple[int, str | None]:
+    def _resolve(self, repo: str, rev_name: str, path: str, head: bool) -> None:
         rev = self.hub.index.resolve(repo, rev_name)
         entry = rev.files.get(path)
         if entry is None:
@@ -375,7 +383,7 @@ class _HubHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Range", f"bytes */{entry.size}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                return 416, None
+                return
             (start, end), status = parsed, 206
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
@@ -389,10 +397,8 @@ class _HubHandler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{entry.size}")
         self.end_headers()
-        if head:
-            return status, None
-        self._send_file(entry, start, end, self.hub._tamper_offset(repo, path))
-        return status, f"{repo}/{path}"
+        if not head:
+            self._send_file(entry, start, end, self.hub._tamper_offset(repo, path))
 
     def _send_file(self, entry: RepoEntry, start: int, end: int, tamper_at: int | None) -> None:
         with open(entry.local, "rb") as fh:
