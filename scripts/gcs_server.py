@@ -284,9 +284,9 @@ class _Handler(BaseHTTPRequestHandler):
                     at = (faults.corrupt_offset or 0) - start - sent
                     if faults.corrupt_offset is not None and 0 <= at < len(block):
                         block[at] ^= 0xFF
+                    self.gcs.count(path, len(block))  # before the write: stats never lag what a client holds
                     self.wfile.write(block)
                     sent += len(block)
-                    self.gcs.count(path, len(block))
                     if faults.throttle:
                         time.sleep(len(block) / faults.throttle)
             if self.close_connection:
