@@ -1,4 +1,5 @@
-"""One module per source format. Each exposes FORMAT, FAMILY, RULES, SKIP, `open_source` and `convert`.
+"""One module per source format. Each exposes FORMAT, FAMILY, OPTIONS, RULES, SKIP, `open_source`,
+`plan_for` and `convert`; zoo/families names which module reads which `--format`.
 
 `convert(src, out, options, progress)` writes the model files (config.json, safetensors,
 tokenizer files) into `out`, an empty temporary directory owned by `zoo.convert`, which adds
@@ -7,24 +8,14 @@ ConversionResult whose `plan` verify's `weights` check replays against `open_sou
 """
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
 
 from converters.rules import Plan
-from zoo.errors import InputError
-
-# format name -> module; imported lazily so `zoo list` never pays for TensorFlow or torch.
-FORMATS: Mapping[str, str] = {
-    "tapas-retriever": "converters.tapas_retriever",
-    "tapas-reader": "converters.tapas_reader",
-    "flmr-legacy": "converters.flmr_legacy",
-}
+from zoo.families import find_format, import_attr
 
 
 class SourceReader(Protocol):
@@ -47,6 +38,6 @@ class ConversionResult:
 
 
 def load_format(name: str) -> ModuleType:
-    if name not in FORMATS:
-        raise InputError(f"unknown format {name!r}; choose one of: {', '.join(FORMATS)}")
-    return importlib.import_module(FORMATS[name])
+    """The converter module for a `--format` value (imported now: it may need TensorFlow or torch)."""
+    module: ModuleType = import_attr(find_format(name)[1].converter)
+    return module

@@ -29,11 +29,12 @@ from converters.safe_pickle import load_torch_pickle
 from zoo.cache import sha256_file
 from zoo.errors import FormatError, InputError, MappingError
 from zoo.models.flmr import FLMRConfig, FLMRModelForRetrieval
-from zoo.models.flmr.modeling import CONTEXT_TOKENIZER_DIR, QUERY_TOKENIZER_DIR
+from zoo.models.flmr.modeling_flmr import CONTEXT_TOKENIZER_DIR, QUERY_TOKENIZER_DIR
 from zoo.safetensors_io import INDEX_NAME, WEIGHTS_NAME, TensorSpec, write_safetensors
 
 FORMAT = "flmr-legacy"
 FAMILY = "flmr"
+OPTIONS = ("config", "vision")  # what `zoo convert` accepts for this format
 VISION_PREFIX = "vision:"
 
 _CLIP_TOWER = r"vision:(?:vision_model\.)?((?:embeddings|pre_layrnorm|encoder|post_layernorm)\..+)"

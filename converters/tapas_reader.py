@@ -27,6 +27,7 @@ from zoo.models.tapas import TapasReader, TapasReaderConfig
 
 FORMAT = "tapas-reader"
 FAMILY = "tapas"
+OPTIONS = ("reset_position_index_per_cell", "temperature")  # what `zoo convert` accepts for this format
 RETRIEVER_MARKS = ("bert_1/", "table_projection", "text_projection")  # a second tower or projections
 
 RULES: tuple[Rule, ...] = (
@@ -37,7 +38,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"output_bias_cls", "output_bias_cls"),
     Rule(r"loss/span_output_(weights|bias)", r"span_output_\1"),
 )
-__all__ = ["FAMILY", "FORMAT", "RULES", "SKIP", "convert", "open_source", "plan_for"]
+__all__ = ["FAMILY", "FORMAT", "OPTIONS", "RULES", "SKIP", "convert", "open_source", "plan_for"]
 
 
 def open_source(src: Path, options: Mapping[str, Any]) -> TapasSource:

@@ -29,6 +29,7 @@ from zoo.models.tapas import TapasDualEncoder, TapasDualEncoderConfig
 
 FORMAT = "tapas-retriever"
 FAMILY = "tapas"
+OPTIONS = ("reset_position_index_per_cell", "max_query_length", "single_tower")  # what `zoo convert` accepts for this format
 TABLE_SCOPE, QUESTION_SCOPE = "bert/", "bert_1/"
 DEFAULT_MAX_QUERY_LENGTH = 128
 READER_MARK = "output_weights_cls"  # the reader's relevance head: this is not a dual encoder
@@ -38,7 +39,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"table_projection", "table_projection.weight"),
     Rule(r"text_projection", "text_projection.weight"),
 )
-__all__ = ["FAMILY", "FORMAT", "RULES", "SKIP", "convert", "open_source", "plan_for", "single_tower_view"]
+__all__ = ["FAMILY", "FORMAT", "OPTIONS", "RULES", "SKIP", "convert", "open_source", "plan_for", "single_tower_view"]
 
 
 def single_tower_view(reader) -> AliasView:

@@ -40,7 +40,7 @@ def _words(vocab: list[str], n: int, rng: random.Random) -> str:
 
 
 def _context(batch_size: int):
-    from zoo.bench.runner import BenchContext, BenchOptions
+    from zoo.benchmarks.runner import BenchContext, BenchOptions
 
     return BenchContext(BenchOptions(batch_size=batch_size, device="cpu"), Path(tempfile.mkdtemp()), "bench")
 
@@ -49,8 +49,8 @@ def tapas_case(size: str, items: int, batch_size: int, folder: Path):
     sys.path.insert(0, str(ROOT / "scripts"))
     import make_tapas_checkpoint as make
 
-    from zoo.bench.nq_tables import Table
-    from zoo.bench.tapas import TorchRetriever
+    from zoo.benchmarks.nq_tables import Table
+    from zoo.benchmarks.tapas import TorchRetriever
     from zoo.models.tapas import TapasDualEncoder, TapasDualEncoderConfig
 
     vocab = make.vocab(make.CheckpointSpec())
@@ -74,8 +74,8 @@ def splade_case(size: str, items: int, batch_size: int, folder: Path):
     import splade_factory
     from transformers import DistilBertConfig, DistilBertForMaskedLM
 
-    from zoo.bench.splade import _encode
-    from zoo.models.splade import load_sparse_encoder
+    from zoo.benchmarks.splade import _encode
+    from zoo.families.splade import load_sparse_encoder
 
     repo = splade_factory.write_repo(folder / "repo")
     vocab = list(splade_factory.vocabulary())
@@ -91,8 +91,8 @@ def splade_case(size: str, items: int, batch_size: int, folder: Path):
 
 def _flmr(size: str, folder: Path):
     from zoo.models.flmr import FLMRModelForRetrieval
-    from zoo.models.flmr.configuration import FLMRConfig
-    from zoo.models.flmr.tokenization import (
+    from zoo.models.flmr import FLMRConfig
+    from zoo.models.flmr import (
         FLMRContextEncoderTokenizer,
         FLMRQueryEncoderTokenizer,
     )
@@ -114,7 +114,7 @@ def _flmr(size: str, folder: Path):
 
 
 def flmr_passages_case(size: str, items: int, batch_size: int, folder: Path):
-    from zoo.bench.flmr import _documents
+    from zoo.benchmarks.flmr import _documents
 
     model, words, _ = _flmr(size, folder)
     rng = random.Random(0)
@@ -123,8 +123,8 @@ def flmr_passages_case(size: str, items: int, batch_size: int, folder: Path):
 
 
 def flmr_queries_case(size: str, items: int, batch_size: int, folder: Path):
-    from zoo.bench.flmr import _queries, image_processor
-    from zoo.bench.m2kr import M2KRQuery
+    from zoo.benchmarks.flmr import _queries, image_processor
+    from zoo.benchmarks.m2kr import M2KRQuery
 
     model, words, image_size = _flmr(size, folder)
     rng = random.Random(0)

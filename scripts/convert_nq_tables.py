@@ -8,7 +8,7 @@
 Reads SRC/tables/tables.tfrecord (Table protos: the retrieval corpus) and every
 SRC/interactions/<split>.tfrecord (Interaction protos: questions with their gold table), and
 writes OUT/tables.jsonl and OUT/<split>.jsonl (format: docs/benchmarks.md). No TensorFlow and no
-tapas package needed: zoo.bench.nq_tfrecord decodes the protobuf wire format itself.
+tapas package needed: zoo.benchmarks.nq_tfrecord decodes the protobuf wire format itself.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from zoo.bench.nq_tfrecord import questions, read_tfrecord, table
+from zoo.benchmarks.nq_tfrecord import questions, read_tfrecord, table
 from zoo.cache import atomic_write_bytes
 
 

@@ -41,7 +41,7 @@ def use(env: dict[str, str]) -> None:
     from transformers.utils import logging as hf_logging
 
     import zoo
-    from zoo.models.tapas_text import TapasTextEncoder
+    from zoo.models.tapas import TapasTextEncoder
 
     hf_logging.disable_progress_bar()
 

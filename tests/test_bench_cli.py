@@ -23,7 +23,7 @@ def _bench(capsys, *args: str) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory) -> tuple[Path, dict]:
-    from zoo.bench import BenchOptions, run
+    from zoo.benchmarks import BenchOptions, run
 
     work = tmp_path_factory.mktemp("work")
     result = run(str(MODEL), M2KR, BenchOptions(work=work, chunk_size=3, batch_size=2))
@@ -63,7 +63,7 @@ def test_text_output_and_bad_input(measured, capsys) -> None:
 
 
 def test_interrupted_encoding_resumes_to_the_same_numbers(measured, tmp_path: Path, monkeypatch, capsys) -> None:
-    from zoo.bench import flmr
+    from zoo.benchmarks import flmr
 
     real, calls = flmr._documents, []
 

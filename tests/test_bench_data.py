@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bench_support import DATA
 
-from zoo.bench import beir, m2kr, nq_tables
+from zoo.benchmarks import beir, m2kr, nq_tables
 from zoo.errors import FormatError
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -91,7 +91,7 @@ def test_released_tf_records_convert_to_the_jsonl_form(tmp_path: Path) -> None:
 
 
 def test_corrupt_tf_records_are_format_errors(tmp_path: Path) -> None:
-    from zoo.bench.nq_tfrecord import parse, read_tfrecord
+    from zoo.benchmarks.nq_tfrecord import parse, read_tfrecord
 
     bad = tmp_path / "x.tfrecord"
     bad.write_bytes(b"0123456789abcdef")
@@ -142,6 +142,6 @@ def test_m2kr_loader() -> None:
                                                 ("webis-touche2020", "Touche2020"), ("scifact", "SciFact"),
                                                 ("mydata", None)])
 def test_nanobeir_names(name: str, expected: str | None) -> None:
-    from zoo.bench.splade import nanobeir_name
+    from zoo.benchmarks.splade import nanobeir_name
 
     assert nanobeir_name(name) == expected

@@ -15,7 +15,7 @@ CUTOFFS = (1, 5, 10, 20, 50, 100)
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    from zoo.bench import BenchOptions, run
+    from zoo.benchmarks import BenchOptions, run
 
     return run(str(MODEL), M2KR, BenchOptions(work=tmp_path_factory.mktemp("work"), chunk_size=3, batch_size=2))
 
@@ -34,7 +34,7 @@ def test_rankings_equal_the_models_padded_late_interaction(result) -> None:
     from PIL import Image
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    from zoo.bench import m2kr
+    from zoo.benchmarks import m2kr
     from zoo.models.flmr import FLMRModelForRetrieval
 
     model = FLMRModelForRetrieval.from_pretrained(MODEL).eval()
@@ -69,7 +69,7 @@ def test_pseudo_recall_reads_the_answers(result) -> None:
 
 
 def test_missing_images_are_named(tmp_path: Path) -> None:
-    from zoo.bench import BenchOptions, run
+    from zoo.benchmarks import BenchOptions, run
     from zoo.errors import FormatError
 
     with pytest.raises(FormatError, match="red.png"):

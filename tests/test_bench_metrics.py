@@ -1,11 +1,11 @@
-"""zoo.bench.metrics against a real peer: ir-measures (pytrec_eval / trec_eval) on random runs."""
+"""zoo.benchmarks.metrics against a real peer: ir-measures (pytrec_eval / trec_eval) on random runs."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from zoo.bench import metrics
+from zoo.benchmarks import metrics
 from zoo.errors import InputError
 
 ir_measures = pytest.importorskip("ir_measures")

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.bench import search
-from zoo.bench.store import EmbeddingStore, StoreMeta, fill
+from zoo.benchmarks import search
+from zoo.benchmarks.store import EmbeddingStore, StoreMeta, fill
 
 CPU = torch.device("cpu")
 

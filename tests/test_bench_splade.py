@@ -23,7 +23,7 @@ def repo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def result(repo: Path, tmp_path_factory):
-    from zoo.bench import BenchOptions, run
+    from zoo.benchmarks import BenchOptions, run
 
     return run(str(repo), BEIR, BenchOptions(work=tmp_path_factory.mktemp("work"), chunk_size=2, batch_size=3))
 
@@ -43,8 +43,8 @@ def test_equal_to_sentence_transformers_evaluator(repo: Path, result, index: int
         SparseInformationRetrievalEvaluator,
     )
 
-    from zoo.bench import beir
-    from zoo.models.splade import load_sparse_encoder
+    from zoo.benchmarks import beir
+    from zoo.families.splade import load_sparse_encoder
 
     section = result.sections[index]
     folder = sorted(p for p in BEIR.iterdir() if p.is_dir())[index]

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo.bench.store import EmbeddingStore, Shard, StoreMeta, fill, merge
+from zoo.benchmarks.store import EmbeddingStore, Shard, StoreMeta, fill, merge
 from zoo.errors import InputError
 
 META = StoreMeta(fingerprint="f" * 64, size=10, chunk_size=3)

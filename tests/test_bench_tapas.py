@@ -21,8 +21,8 @@ def retriever(tmp_path_factory) -> Path:
     """A tiny TF retriever checkpoint (with a tables.tsv made by the TF reference) converted by zoo."""
     from tapas_support import factory
 
-    from zoo.bench import nq_tables
-    from zoo.bench.tapas import TFRetriever
+    from zoo.benchmarks import nq_tables
+    from zoo.benchmarks.tapas import TFRetriever
     from zoo.conversion import convert_local
 
     root = tmp_path_factory.mktemp("tapas")
@@ -41,7 +41,7 @@ def retriever(tmp_path_factory) -> Path:
 
 
 def _bench(model: Path, work: Path, **options):
-    from zoo.bench import BenchOptions, run
+    from zoo.benchmarks import BenchOptions, run
 
     return run(str(model), NQ, BenchOptions(work=work, chunk_size=3, batch_size=4, **options))
 
@@ -78,7 +78,7 @@ def test_original_evaluation_semantics(results: dict) -> None:
 
 def test_numbers_equal_a_brute_force_recomputation(retriever: Path, results: dict) -> None:
     """Independent path: the model's text-level helpers, a numpy matrix product and a python loop."""
-    from zoo.bench import nq_tables
+    from zoo.benchmarks import nq_tables
     from zoo.models.tapas import TapasDualEncoder, TapasTextEncoder
 
     data = nq_tables.load(NQ, "test")

@@ -43,8 +43,8 @@ def test_failure_mid_conversion_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_failed_check_aborts_before_rename(tmp_path, monkeypatch):
-    from zoo.verify import runner
-    from zoo.verify.report import Check
+    from zoo.checks import runner
+    from zoo.checks.report import Check
 
     monkeypatch.setattr(runner, "conversion_checks",
                         lambda family, model_dir, draft: [Check("weights", ok=False, value="1/2 tensors bit-exact")])

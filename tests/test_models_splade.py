@@ -8,8 +8,9 @@ import pytest
 import torch
 from splade_factory import MAX_SEQ_LENGTH, vocabulary
 
-from zoo.errors import FormatError
-from zoo.models.splade import load_sparse_encoder, read_spec
+from zoo.models.splade import SpladeFormatError
+from zoo.families.splade import load_sparse_encoder
+from zoo.models.splade import read_spec
 
 
 def test_v5_layout_spec(splade_repos):
@@ -57,10 +58,10 @@ def test_directories_that_are_not_splade_are_format_errors(splade_repos, tmp_pat
         (repo / "sentence_bert_config.json").write_text(json.dumps(config))
     else:
         (repo / "1_SpladePooling" / "config.json").write_text(json.dumps({"activation_function": "gelu"}))
-    with pytest.raises(FormatError):
+    with pytest.raises(SpladeFormatError):
         load_sparse_encoder(repo)
 
 
 def test_missing_directory(tmp_path):
-    with pytest.raises(FormatError, match="not a directory"):
+    with pytest.raises(SpladeFormatError, match="not a directory"):
         read_spec(tmp_path / "nope")

@@ -254,7 +254,7 @@ def test_progress_flag_leaves_global_progress_state_alone(hub_server, hub_env, h
 
 
 def test_verify_files_check_reads_the_hf_receipt(hub_server, hub_env, hub_entry, tmp_path):
-    from zoo.verify.files import files
+    from zoo.checks.files import files
 
     entry = hub_entry()
     snapshot = hf.pull(entry)

@@ -211,7 +211,7 @@ def test_registry_golden_fails_when_a_stored_value_moves_past_tolerance(splade_e
 
 def test_golden_dir(splade_env, tmp_path):
     import zoo
-    from zoo.verify import splade
+    from zoo.checks import splade
 
     model_dir = zoo.resolve("tiny-splade")
     case = {"name": "tiny", "query": GOLDEN["query"], "documents": GOLDEN["documents"],
@@ -228,14 +228,14 @@ def test_golden_dir(splade_env, tmp_path):
 
 def test_real_card_golden_without_document_text_is_skipped_not_passed(splade_env):
     import zoo
-    from zoo.verify import splade
+    from zoo.checks import splade
 
     entry = zoo.get(REAL_ID)
     assert entry.golden[0].values == (33.7473, 25.6638, 0.2965) and entry.golden[0].tolerance == 1e-3
     check = splade.registry_golden(zoo.resolve("tiny-splade"), entry.golden)
     assert check.ran is False and check.verdict == "SKIP" and check.value == "not run"
     assert "2, 3 of 3 are not recorded verbatim" in check.detail
-    from zoo.verify.report import Report
+    from zoo.checks.report import Report
 
     assert not Report("only skipped", (check,)).ok  # a skipped check never makes a report pass
 

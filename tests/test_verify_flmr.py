@@ -1,4 +1,4 @@
-"""zoo.verify.flmr: the golden and encodings checks pass on faithful models and fail on altered ones."""
+"""zoo.checks.flmr: the golden and encodings checks pass on faithful models and fail on altered ones."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from converters import flmr_legacy as fl
-from zoo.verify.flmr import TOLERANCE, encodings, golden
+from zoo.checks.flmr import TOLERANCE, golden
+from zoo.checks.flmr import compare_models as encodings
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "flmr" / "preflmr"
 
@@ -64,7 +65,7 @@ def test_unloadable_model_is_a_failed_check(tmp_path):
 
 def test_pixel_probe_is_deterministic(converted):
     from zoo.models.flmr import FLMRModelForRetrieval
-    from zoo.verify.flmr import _probe_pixels
+    from zoo.checks.flmr import _probe_pixels
 
     model = FLMRModelForRetrieval.from_pretrained(converted)
     assert torch.equal(_probe_pixels(model, 3), _probe_pixels(model, 3))

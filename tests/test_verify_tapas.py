@@ -1,4 +1,4 @@
-"""zoo.verify.tapas: encodings (torch vs TF reference) and golden checks pass when right, fail when wrong."""
+"""zoo.checks.tapas: encodings (torch vs TF reference) and golden checks pass when right, fail when wrong."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ from safetensors.numpy import load_file, save_file
 from tapas_support import GOLDEN, TOL, convert, factory
 
 from zoo.errors import FormatError
-from zoo.verify.tapas import encodings, golden, probe_batch
+from zoo.checks.tapas import encodings, golden, probe_batch
 
 VARIANTS = {
     "proj0": {"down_projection_dim": 0},

@@ -1,6 +1,21 @@
-"""zoo: a registry, converter and verifier for published retrieval checkpoints."""
+"""zoo: a registry, converter, verifier and hub manager for published retrieval checkpoints."""
 from ._version import __version__
-from .api import convert, get, list_models, load, pull, resolve, verify
+from .api import bench, convert, get, info, list_models, load, path, pull, read_manifest, resolve, state, verify
 from .errors import ZooError
 
-__all__ = ["__version__", "ZooError", "convert", "get", "list_models", "load", "pull", "resolve", "verify"]
+__all__ = [
+    "ZooError",
+    "__version__",
+    "bench",
+    "convert",
+    "get",
+    "info",
+    "list_models",
+    "load",
+    "path",
+    "pull",
+    "read_manifest",
+    "resolve",
+    "state",
+    "verify",
+]

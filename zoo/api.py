@@ -1,23 +1,50 @@
-"""The Python API: list, get, pull, convert, resolve, load, verify."""
+"""The Python API: everything the `zoo` command line does, one call per verb.
+
+Models are named by registry id (or, for Hub models, the full repo id); directories by Path.
+Every function raises only ZooError subclasses: a model package's own bad-input error becomes a
+FormatError (exit 2 on the command line), so scripts and the CLI see the same typed errors.
+"""
+
 from __future__ import annotations
 
-import importlib
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import cache, constants, conversion, manifest, sources
-from .errors import InputError, UnknownModelError
+from . import cache, conversion, manifest, sources
+from .checks.report import Report
+from .errors import InputError, NotCachedError, UnknownModelError, ZooError
+from .families import family, translate
+from .judging import drift_table
 from .registry import Entry, load_registry
-from .verify.report import Report
 
-# (family, task) -> "module:attribute" of the class (or factory) that loads a converted directory
-LOADERS: dict[tuple[str, str], str] = {
-    ("tapas", "dense-retriever"): "zoo.models.tapas:TapasDualEncoder",
-    ("tapas", "reader"): "zoo.models.tapas:TapasReader",
-    ("flmr", "late-interaction"): "zoo.models.flmr:FLMRModelForRetrieval",
-    ("splade", "sparse-encoder"): "zoo.models.splade:load_sparse_encoder",
-}
-FORMAT_TASKS = {"tapas-retriever": "dense-retriever", "tapas-reader": "reader", "flmr-legacy": "late-interaction"}
+if TYPE_CHECKING:
+    from .benchmarks import BenchResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _typed_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Re-raise a model package's bad-input error as the zoo error it stands for."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ZooError:
+            raise
+        except Exception as exc:
+            translated = translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    return wrapper
+
+
+# --- the registry -------------------------------------------------------------------------------
 
 
 def list_models(family: str | None = None) -> list[Entry]:
@@ -28,35 +55,88 @@ def get(model_id: str) -> Entry:
     return load_registry().get(model_id)
 
 
-def pull(model_id: str, *, force: bool = False, progress: bool = False) -> Path:
-    """Download and verify the raw artifact; returns its local directory."""
-    return sources.pull(get(model_id), force=force, progress=progress)
+def state(model: str | Entry) -> dict[str, bool]:
+    """Cache state (pulled / converted / verified); reads only local files."""
+    entry = model if isinstance(model, Entry) else get(model)
+    converted = cache.paths(entry.id).converted_dir
+    report = cache.read_json(converted / manifest.VERIFY_REPORT_FILENAME) or {}
+    return {
+        "pulled": sources.cached(entry) is not None,
+        "converted": manifest.exists(converted),
+        "verified": bool(report.get("ok")),
+    }
 
 
-def convert(model_id: str, *, out: Path | None = None, force: bool = False, progress: bool = False) -> Path:
-    """Pull if needed, then convert (or adopt, for safetensors repos) into `out` or the cache."""
+def info(model_id: str) -> dict[str, Any]:
+    """Everything `zoo info` shows: the entry, its cache state and the paper-vs-converted drift table."""
     entry = get(model_id)
-    target = Path(out) if out else cache.paths(entry.id).converted_dir
-    raw = sources.cached(entry) or sources.pull(entry, progress=progress)
-    with cache.locked(entry.id + ".convert"):
-        if entry.converter is None:
-            return conversion.adopt(entry, raw, target, force=force)
-        if not force and (target / "zoo_manifest.json").exists():
-            return target
-        receipt = cache.read_receipt(entry.id) or {}
-        origin = {"url": receipt.get("url") or entry.source.url, "sha256": receipt.get("sha256")}
-        # the cache's own directory may be replaced (a stale or older conversion); a user's --out may not
-        return conversion.convert_local(raw, entry.converter, target, entry=entry, origin=origin,
-                                        force=force or out is None, progress=progress)
+    return {**entry.to_dict(), "state": state(entry),
+            "drift": [{**vars(r), "delta": r.delta} for r in drift_table(entry)]}
 
 
+# --- pulling and converting ---------------------------------------------------------------------
+
+
+@_typed_errors
+def pull(model_id: str, *, force: bool = False, repin: bool = False, progress: bool = False) -> Path:
+    """Download and verify the raw artifact; returns its local directory.
+
+    `repin` accepts a changed upstream file for an entry pinned on first use (URL sources).
+    """
+    return sources.pull(get(model_id), force=force, progress=progress, repin=repin)
+
+
+@_typed_errors
+def convert(model_or_path: str | Path, format: str | None = None, out: str | Path | None = None, *,  # noqa: A002
+            force: bool = False, progress: bool = False, **options: Any) -> Path:
+    """Convert a registry model (pulled if needed), or with `format` a local artifact, into `out`.
+
+    A registry model goes to the cache (or `out`); a local artifact (zip, unzipped folder,
+    checkpoint prefix, .ckpt) needs `format` and `out`. `options` are the format's converter
+    options (e.g. `config=`, `vision=` for flmr-legacy; `reset_position_index_per_cell=` for TAPAS).
+    """
+    if format is not None:
+        if out is None:
+            raise InputError("converting a local artifact needs out= (--out DIR)")
+        return conversion.convert_local(Path(model_or_path), format, Path(out), options=options, force=force,
+                                        progress=progress)
+    if options:
+        raise InputError(f"options {', '.join(sorted(options))} apply to local artifacts (give format=); "
+                         "a registry model is converted as the registry says")
+    try:
+        entry = get(str(model_or_path))
+    except UnknownModelError:
+        if Path(model_or_path).exists():
+            raise InputError(f"{model_or_path} is a path, not a registry id: give its format "
+                             "(--format / format=) and an output directory") from None
+        raise
+    return conversion.convert_entry(entry, Path(out) if out is not None else None, force=force, progress=progress)
+
+
+@_typed_errors
 def resolve(model_id: str, *, progress: bool = False) -> Path:
     """The directory to pass to from_pretrained: converted if present, else pulled and converted now."""
+    return conversion.resolve(get(model_id), progress=progress)
+
+
+def path(model_id: str) -> Path:
+    """Where the model is on disk: its converted directory, else its pulled files; never downloads."""
     entry = get(model_id)
     converted = cache.paths(entry.id).converted_dir
-    if (converted / "zoo_manifest.json").exists():
+    if manifest.exists(converted):
         return converted
-    return convert(entry.id, progress=progress)
+    pulled = sources.cached(entry)
+    if pulled is None:
+        raise NotCachedError(f"{entry.id} is not in the cache; run `zoo pull {entry.id}` or `zoo convert {entry.id}`")
+    return pulled
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """A converted directory's zoo_manifest.json (source, converter, notes, checks at conversion)."""
+    return manifest.read(Path(directory))
+
+
+# --- using and checking -------------------------------------------------------------------------
 
 
 def _locate(target: str | Path) -> tuple[Path, Entry | None]:
@@ -65,54 +145,64 @@ def _locate(target: str | Path) -> tuple[Path, Entry | None]:
     A Path, or a string naming a directory with a zoo manifest, is a directory; any other
     string is a registry id first, so a same-named folder (an unzipped download) never shadows it.
     """
-    path = Path(target)
-    if isinstance(target, Path) or (path / constants.MANIFEST_FILENAME).is_file():
-        data = manifest.read(path)
+    where = Path(target)
+    if isinstance(target, Path) or manifest.exists(where):
+        data = manifest.read(where)
         entry = None
         if data.get("model_id"):
             try:
                 entry = get(data["model_id"])
             except InputError:
                 entry = None
-        return path, entry
+        return where, entry
     try:
         entry = get(str(target))
     except UnknownModelError:
-        if path.is_dir():
-            manifest.read(path)  # raises: a directory, but not one zoo wrote
+        if where.is_dir():
+            manifest.read(where)  # raises: a directory, but not one zoo wrote
         raise
     return resolve(entry.id), entry
 
 
+@_typed_errors
 def load(model_id_or_dir: str | Path) -> Any:
     """A ready torch model (TapasDualEncoder, TapasReader, FLMRModelForRetrieval or SparseEncoder)."""
-    path, entry = _locate(model_id_or_dir)
-    if entry is not None:
-        key = (entry.family, entry.task)
-    else:
-        data = manifest.read(path)
-        key = (data["family"], FORMAT_TASKS.get(data.get("format") or "", ""))
-    if key not in LOADERS:
-        raise InputError(f"{model_id_or_dir}: no loader for family/task {key}")
-    module_name, attr = LOADERS[key].split(":")
-    loader = getattr(importlib.import_module(module_name), attr)
-    return loader.from_pretrained(str(path)) if hasattr(loader, "from_pretrained") else loader(str(path))
+    where, entry = _locate(model_id_or_dir)
+    name = entry.family if entry is not None else manifest.read(where)["family"]
+    return family(name).load(where)
 
 
+@_typed_errors
 def verify(model_id_or_dir: str | Path, golden: str | Path | None = None) -> Report:
-    """Run every applicable check; `report.ok` is True only if all pass."""
-    from .verify.runner import verify_dir
+    """Run every applicable check; `report.ok` is True only if all that ran pass (and one ran)."""
+    from .checks.runner import verify_dir
 
-    path, entry = _locate(model_id_or_dir)
-    return verify_dir(path, golden=Path(golden) if golden is not None else None, entry=entry)
+    where, entry = _locate(model_id_or_dir)
+    return verify_dir(where, golden=Path(golden) if golden is not None else None, entry=entry)
 
 
-def state(entry: Entry) -> dict[str, bool]:
-    """Cache state for `zoo list`; reads only local files."""
-    converted = cache.paths(entry.id).converted_dir
-    report = cache.read_json(converted / manifest.VERIFY_REPORT_FILENAME) or {}
-    return {
-        "pulled": cache.read_receipt(entry.id) is not None,
-        "converted": (converted / "zoo_manifest.json").exists(),
-        "verified": bool(report.get("ok")),
-    }
+@_typed_errors
+def bench(model_or_dir: str | Path, data: str | Path, *, judge_as: str | None = None,
+          merge_from: Sequence[str | Path] = (), **options: Any) -> BenchResult:
+    """Recompute published metrics from local benchmark data and judge them (docs/benchmarks.md).
+
+    `options` are BenchOptions fields: split, work, shard, batch_size, chunk_size, device,
+    images, backend, tables_tsv, progress. `merge_from` copies other shards' stores into `work` first.
+    """
+    from . import benchmarks
+
+    if isinstance(options.get("shard"), str):
+        options["shard"] = benchmarks.Shard.parse(options["shard"])
+    if merge_from:
+        if options.get("work") is None:
+            raise InputError("merge_from (--merge-from) needs work (--work): the directory the shards are merged into")
+        benchmarks.merge([Path(p) for p in merge_from], Path(options["work"]))
+    try:
+        settings = benchmarks.BenchOptions(**{k: Path(v) if k in _PATH_OPTIONS and v is not None else v
+                                               for k, v in options.items()})
+    except TypeError as exc:
+        raise InputError(f"bench: {exc}") from None
+    return benchmarks.run(str(model_or_dir), Path(data), settings, judge_as=judge_as)
+
+
+_PATH_OPTIONS = frozenset({"work", "images", "tables_tsv"})

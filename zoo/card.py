@@ -4,20 +4,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._version import __version__
-from .registry import Entry
+from pathlib import Path
 
-LIBRARY = {"tapas": "transformers", "flmr": "transformers", "splade": "sentence-transformers"}
+from . import constants
+from ._version import __version__
+from .families import Family
+from .registry import Entry
 
 
 def _yaml_scalar(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON scalar is a valid YAML flow scalar
 
 
-def render(entry: Entry | None, family: str, source: dict[str, Any], checks: list[dict[str, Any]],
+def write(directory: Path, entry: Entry | None, family: Family, source: dict[str, Any],
+          checks: list[dict[str, Any]], notes: list[str]) -> None:
+    (directory / constants.MODEL_CARD_FILENAME).write_text(render(entry, family, source, checks, notes))
+
+
+def render(entry: Entry | None, family: Family, source: dict[str, Any], checks: list[dict[str, Any]],
            notes: list[str]) -> str:
-    front: list[str] = ["---", f"library_name: {LIBRARY[family]}", "tags:"]
-    tags = ["zoo", family] + ([entry.task] if entry else [])
+    front: list[str] = ["---", f"library_name: {family.card.library_name}", "tags:"]
+    tags = ["zoo", family.name] + ([entry.task] if entry else [])
     front += [f"- {_yaml_scalar(t)}" for t in tags]
     if entry:
         front.append(f"license: {_yaml_scalar(entry.license)}")

@@ -1,4 +1,5 @@
-"""`zoo` command line: one parser, one `except ZooError`, exit codes from the error classes."""
+"""`zoo` command line: parse arguments, call the Python API, print. One `except ZooError` maps exit codes."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,14 +7,25 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from . import api, sources
+from . import api, families
 from ._version import __version__
 from .errors import InputError, VerifyFailed, ZooError
 from .judging import drift_table
-from .registry import FAMILIES, Entry
+from .registry import Entry
+
+
+class UsageError(InputError):
+    """The command line itself is malformed (argparse's complaint)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """A usage error is a typed InputError, so `--json` gets a JSON error object too."""
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -24,17 +36,18 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)
 
 
+def _state_text(state: dict[str, bool], empty: str = "-") -> str:
+    return ",".join(k for k, v in state.items() if v) or empty
+
+
 # --- verbs --------------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    entries = api.list_models(args.family)
     rows = [{"id": e.id, "family": e.family, "task": e.task, "size": e.size,
-             "source": e.source.repo or e.source.url, "state": api.state(e)} for e in entries]
+             "source": e.source.repo or e.source.url, "state": api.state(e)} for e in api.list_models(args.family)]
     lines = [f"{'id':46} {'family':7} {'task':17} {'size':7} state"]
-    for r in rows:
-        state = ",".join(k for k, v in r["state"].items() if v) or "-"
-        lines.append(f"{r['id']:46} {r['family']:7} {r['task']:17} {r['size']:7} {state}")
+    lines += [f"{r['id']:46} {r['family']:7} {r['task']:17} {r['size']:7} {_state_text(r['state'])}" for r in rows]
     _emit(args, rows, "\n".join(lines))
     return 0
 
@@ -50,7 +63,7 @@ def _info_text(entry: Entry, state: dict[str, bool]) -> str:
         f"  license:    {entry.license}",
         f"  paper:      {entry.paper.title}" + (f" (arXiv {entry.paper.arxiv})" if entry.paper.arxiv else ""),
         "  attributes: " + ", ".join(f"{k}={v}" for k, v in vars(a).items() if v is not None),
-        "  state:      " + (", ".join(k for k, v in state.items() if v) or "not pulled"),
+        "  state:      " + _state_text(state, "not pulled").replace(",", ", "),
     ]
     if entry.notes:
         lines.append(f"  notes:      {entry.notes}")
@@ -58,8 +71,10 @@ def _info_text(entry: Entry, state: dict[str, bool]) -> str:
     if drift:
         lines += ["", "  drift: paper numbers vs the converted HF checkpoint (authors' deprecation note)",
                   f"  {'benchmark':22} {'metric':7} {'paper':>7} {'converted':>9} {'delta':>7}"]
-        lines += [f"  {r.benchmark:22} {r.metric:7} {r.paper:7.1f} {r.converted:9.1f} {r.delta:+7.1f}" for r in drift]
-    others = [m for m in entry.metrics if not drift or (m.benchmark, m.metric) not in {(r.benchmark, r.metric) for r in drift}]
+        lines += [f"  {r.benchmark:22} {r.metric:7} {r.paper:7.1f} {r.converted:9.1f} {r.delta:+7.1f}"
+                  for r in drift if r.delta is not None]
+    shown = {(r.benchmark, r.metric) for r in drift}
+    others = [m for m in entry.metrics if (m.benchmark, m.metric) not in shown]
     if others:
         lines += ["", "  metrics:"]
         lines += [f"  {m.benchmark:40} {m.metric:18} {m.value:>8g}  [{m.set}] {m.provenance}" for m in others]
@@ -69,25 +84,22 @@ def _info_text(entry: Entry, state: dict[str, bool]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    entry = api.get(args.model)
-    state = api.state(entry)
-    data = {**entry.to_dict(), "state": state,
-            "drift": [{**vars(r), "delta": r.delta} for r in drift_table(entry)]}
-    _emit(args, data, _info_text(entry, state))
+    data = api.info(args.model)
+    _emit(args, data, _info_text(api.get(args.model), data["state"]))
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     if args.all == bool(args.models):
         raise InputError("give model ids or --all (not both)")
-    entries = api.list_models() if args.all else [api.get(m) for m in args.models]
+    ids = [e.id for e in api.list_models()] if args.all else [api.get(m).id for m in args.models]
     results = []
-    for entry in entries:
-        was_cached = sources.cached(entry) is not None and not args.force
-        path = sources.pull(entry, force=args.force, progress=_progress(args), repin=args.repin)
-        results.append({"id": entry.id, "path": str(path), "status": "cached" if was_cached else "downloaded"})
+    for model_id in ids:
+        was_cached = api.state(model_id)["pulled"] and not args.force
+        path = api.pull(model_id, force=args.force, repin=args.repin, progress=_progress(args))
+        results.append({"id": model_id, "path": str(path), "status": "cached" if was_cached else "downloaded"})
         if not args.json:
-            print(f"{entry.id}: {results[-1]['status']} -> {path}")
+            print(f"{model_id}: {results[-1]['status']} -> {path}")
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
@@ -97,21 +109,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.source is not None:
         if args.model or not args.format or not args.out:
             raise InputError("convert --from PATH needs --format and --out, and no model id")
-        from .conversion import convert_local
-
         reset = {"yes": True, "no": False}.get(args.reset)
         options = {k: v for k, v in (("config", args.config), ("vision", args.vision),
                                      ("reset_position_index_per_cell", reset)) if v is not None}
-        path = convert_local(Path(args.source), args.format, Path(args.out), options=options,
-                             force=args.force, progress=_progress(args))
+        path = api.convert(Path(args.source), args.format, Path(args.out), force=args.force,
+                           progress=_progress(args), **options)
     else:
-        if not args.model or args.format or args.config or args.vision:
+        if not args.model or args.format or args.config or args.vision or args.reset:
             raise InputError("convert takes a model id, or --from PATH --format FORMAT --out DIR")
         path = api.convert(args.model, out=Path(args.out) if args.out else None, force=args.force,
                            progress=_progress(args))
-    from . import manifest
-
-    data = manifest.read(path)
+    data = api.read_manifest(path)
     _emit(args, {"path": str(path), "format": data["format"], "notes": data["notes"],
                  "checks": data["checks_at_conversion"]},
           "\n".join([f"converted -> {path}"] + [f"  note: {n}" for n in data["notes"]]
@@ -123,7 +131,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = api.verify(args.target, golden=args.golden)
     lines = [f"verify {report.target}"]
     for c in report.checks:
-        lines.append(f"  {c.name:10} {c.verdict:4}  value={c.value}  tolerance={c.tolerance}" + (f"  {c.detail}" if c.detail else ""))
+        lines.append(f"  {c.name:10} {c.verdict:4}  value={c.value}  tolerance={c.tolerance}"
+                     + (f"  {c.detail}" if c.detail else ""))
     lines.append("OK" if report.ok else "FAILED")
     _emit(args, report.to_dict(), "\n".join(lines))
     if not report.ok:
@@ -132,38 +141,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_path(args: argparse.Namespace) -> int:
-    entry = api.get(args.model)
-    from . import cache
-
-    converted = cache.paths(entry.id).converted_dir
-    if (converted / "zoo_manifest.json").exists():
-        print(converted)
-        return 0
-    pulled = sources.cached(entry)
-    if pulled is None:
-        raise ZooError(f"{entry.id} is not in the cache; run `zoo pull {entry.id}` or `zoo convert {entry.id}`")
-    print(pulled)
+    path = api.path(args.model)
+    _emit(args, {"id": api.get(args.model).id, "path": str(path)}, str(path))
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .benchmarks import render
 
-    work = Path(args.work) if args.work else None
-    if args.merge_from:
-        if work is None:
-            raise InputError("--merge-from needs --work (the directory the shards are merged into)")
-        copied = bench.merge([Path(p) for p in args.merge_from], work)
-        if not args.json:
-            print(f"merged {copied} chunk files into {work}")
-    options = bench.BenchOptions(
-        split=args.split, work=work, shard=bench.Shard.parse(args.shard) if args.shard else bench.Shard(),
-        batch_size=args.batch_size, chunk_size=args.chunk_size, device=args.device,
-        images=Path(args.images) if args.images else None, backend=args.backend,
-        tables_tsv=Path(args.tables_tsv) if args.tables_tsv else None, progress=_progress(args),
+    result = api.bench(
+        args.model, args.data, judge_as=args.judge_as, merge_from=args.merge_from or (), split=args.split,
+        work=args.work, shard=args.shard or "0/1", batch_size=args.batch_size, chunk_size=args.chunk_size,
+        device=args.device, images=args.images, backend=args.backend, tables_tsv=args.tables_tsv,
+        progress=_progress(args),
     )
-    result = bench.run(args.model, Path(args.data), options, judge_as=args.judge_as)
-    _emit(args, result.to_dict(), bench.render(result))
+    if args.merge_from and not args.json:
+        print(f"merged the stores of {', '.join(args.merge_from)} into {args.work}")
+    _emit(args, result.to_dict(), render(result))
     if not result.ok:
         raise VerifyFailed("benchmark numbers outside the registry's tolerance", result)
     return 0
@@ -173,13 +167,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="Registry, converter and verifier for retrieval checkpoints.")
+    parser = _Parser(prog="zoo", description="Registry, converter and verifier for retrieval checkpoints.")
     parser.add_argument("--version", action="version", version=f"zoo {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
-    sub = parser.add_subparsers(dest="verb", required=True)
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="table of entries with cache state")
-    p.add_argument("--family", choices=FAMILIES)
+    p.add_argument("--family", choices=families.names())
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 
@@ -199,10 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert a registry model, or a local artifact with --from")
     p.add_argument("model", nargs="?")
     p.add_argument("--from", dest="source", help="local artifact: zip, unzipped dir, checkpoint prefix or .ckpt")
-    p.add_argument("--format", choices=["tapas-retriever", "tapas-reader", "flmr-legacy"])
+    p.add_argument("--format", choices=families.format_names())
     p.add_argument("--out", help="output directory")
     p.add_argument("--config", help="flmr-legacy: dir with config.json and the tokenizer folders")
-    p.add_argument("--vision", help="flmr-legacy: CLIP vision model dir, or the FLMR hub repo (FLMR legacy checkpoints have no vision tower)")
+    p.add_argument("--vision", help="flmr-legacy: CLIP vision model dir, or the FLMR hub repo "
+                                    "(FLMR legacy checkpoints have no vision tower)")
     p.add_argument("--reset-position-index-per-cell", dest="reset", choices=["yes", "no"],
                    help="tapas: per-cell position reset, when the checkpoint has no .meta graph to tell")
     p.add_argument("--force", action="store_true", help="replace an existing converted model")
@@ -217,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("path", help="print the directory of the converted (or pulled) model")
     p.add_argument("model")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_path)
+
     p = sub.add_parser("bench", help="recompute benchmark metrics from local data and judge them against the registry")
     p.add_argument("model", metavar="MODEL|DIR")
     p.add_argument("--data", required=True, help="NQ-tables JSONL dir, BEIR dir(s), or M2KR dir (docs/benchmarks.md)")
@@ -249,22 +246,30 @@ def _quiet_libraries(verbose: bool) -> None:
     hf_logging.disable_progress_bar()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _report_error(exc: ZooError, as_json: bool) -> int:
+    if as_json:
+        fields = {k: v for k, v in vars(exc).items() if not k.startswith("_") and k != "report"}
+        print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code,
+                                    **fields}}, indent=2, default=str))
+    print(f"zoo: error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return _report_error(exc, "--json" in argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries(args.verbose)
     try:
-        return args.func(args)
+        return int(args.func(args))
     except VerifyFailed as exc:
         return exc.exit_code  # the report was already printed
     except ZooError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code,
-                                        **{k: v for k, v in vars(exc).items() if not k.startswith("_") and k != "report"}}},
-                             indent=2, default=str))
-        print(f"zoo: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report_error(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130

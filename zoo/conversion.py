@@ -1,25 +1,52 @@
 """Turn a raw artifact into a verified HF model directory, atomically.
 
-The converter writes model files into a temp directory beside the target; zoo then replays
-the weights check (and the encodings check where an independent reference exists), writes
-the model card and manifest, and only then renames the directory into place. A failed check
-or an interrupted run leaves nothing that looks finished.
+The converter writes model files into a temp directory beside the target; zoo then runs the
+family's conversion checks (the weights replay, and the encodings check where an independent
+reference reads the same source), writes the model card and manifest, and only then renames the
+directory into place. A failed check or an interrupted run leaves nothing that looks finished.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import cache, card, manifest
-from .errors import ConversionError, InputError
+from . import cache, card, manifest, sources
+from .checks import runner
+from .errors import ConversionError, InputError, OutputError
+from .families import find_format
 from .registry import Entry
-from .verify import runner
 
 log = logging.getLogger(__name__)
+
+
+def convert_entry(entry: Entry, out: Path | None = None, *, force: bool = False, progress: bool = False) -> Path:
+    """Pull a registry model if needed, then convert it (or adopt a modern Hub repo) into `out` or the cache."""
+    target = out if out is not None else cache.paths(entry.id).converted_dir
+    raw = sources.cached(entry) or sources.pull(entry, progress=progress)
+    with cache.locked(entry.id + ".convert"):
+        if entry.converter is None:
+            return adopt(entry, raw, target, force=force)
+        if not force and manifest.exists(target):
+            return target
+        receipt = cache.read_receipt(entry.id) or {}
+        origin = {"url": receipt.get("url") or entry.source.url, "sha256": receipt.get("sha256")}
+        # the cache's own directory may be replaced (a stale or older conversion); a user's out may not
+        return convert_local(raw, entry.converter, target, entry=entry, origin=origin,
+                             force=force or out is None, progress=progress)
+
+
+def resolve(entry: Entry, *, progress: bool = False) -> Path:
+    """The directory to pass to from_pretrained: converted if present, else pulled and converted now."""
+    converted = cache.paths(entry.id).converted_dir
+    if manifest.exists(converted):
+        return converted
+    return convert_entry(entry, progress=progress)
 
 
 def convert_local(
@@ -27,7 +54,7 @@ def convert_local(
     fmt: str,
     out: Path,
     *,
-    options: dict[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
     entry: Entry | None = None,
     origin: dict[str, Any] | None = None,
     force: bool = False,
@@ -39,24 +66,28 @@ def convert_local(
     """
     from converters import load_format
 
+    fam, _ = find_format(fmt)
     module = load_format(fmt)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(module.OPTIONS))
+    if unknown:
+        raise InputError(f"format {fmt} takes no option(s) {', '.join(unknown)} "
+                         f"(it takes: {', '.join(module.OPTIONS) or 'none'})")
+    src = Path(src).expanduser()
+    if not src.exists() and not Path(f"{src}.index").is_file():
+        raise InputError(f"--from {src}: no such file or directory")
     out = Path(out).expanduser().resolve()
-    if not force and (out / "zoo_manifest.json").exists():
-        raise InputError(f"{out} already holds a converted model; pass --force to replace it")
-    _check_target(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.temp_sibling(out, ".partial")
-    tmp.mkdir()
+    tmp = _prepare_target(out, force)
     try:
-        result = module.convert(Path(src), tmp, dict(options or {}), progress)
+        result = module.convert(src, tmp, options, progress)
         if origin:
             result = replace(result, source={**result.source, "origin": origin})
         draft = manifest.describe(
-            family=module.FAMILY, format=fmt, source=result.source, model_id=entry.id if entry else None,
+            family=fam.name, format=fmt, source=result.source, model_id=entry.id if entry else None,
             options=result.options, mapping=[m.to_dict() for m in result.plan.mapped],
             skipped=list(result.plan.skipped), notes=list(result.notes),
         )
-        checks = runner.conversion_checks(module.FAMILY, tmp, draft)
+        checks = runner.conversion_checks(fam, tmp, draft)
         failed = [c for c in checks if not c.ok]
         if failed:
             raise ConversionError(
@@ -64,7 +95,7 @@ def convert_local(
                 + "; ".join(f"{c.name}: {c.value} {c.detail}".strip() for c in failed)
             )
         check_dicts = [c.to_dict() for c in checks]
-        (tmp / "README.md").write_text(card.render(entry, module.FAMILY, result.source, check_dicts, list(result.notes)))
+        card.write(tmp, entry, fam, result.source, check_dicts, list(result.notes))
         manifest.seal(tmp, draft, check_dicts)
         cache.replace_dir(tmp, out)
     finally:
@@ -73,14 +104,25 @@ def convert_local(
     return out
 
 
-def _check_target(out: Path, force: bool) -> None:
-    """Never replace a directory we did not write unless asked: the rename would delete it."""
-    if force or not out.exists():
-        return
-    if not out.is_dir():
-        raise InputError(f"output path {out} exists and is not a directory")
-    if any(out.iterdir()) and not (out / "zoo_manifest.json").exists():
-        raise InputError(f"output directory {out} exists and is not empty; pass --force to replace it")
+def _prepare_target(out: Path, force: bool) -> Path:
+    """Check `out` may be written and make the temp directory beside it; OutputError if it cannot be.
+
+    Never replace a directory zoo did not write unless asked: the rename would delete it.
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output path {out} exists and is not a directory")
+    if not force and out.is_dir():
+        if manifest.exists(out):
+            raise InputError(f"{out} already holds a converted model; pass --force to replace it")
+        if any(out.iterdir()):
+            raise InputError(f"output directory {out} exists and is not empty; pass --force to replace it")
+    tmp = cache.temp_sibling(out, ".partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise OutputError(f"cannot write the output directory {out}: {exc.strerror or exc}") from None
+    return tmp
 
 
 def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Path:
@@ -91,11 +133,9 @@ def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Pa
     """
     from converters.torch_bin import convert_bin_weights
 
-    if (out / "zoo_manifest.json").exists() and not force:
+    if manifest.exists(out) and not force:
         return out
-    _check_target(out, force)
-    tmp = cache.temp_sibling(out, ".partial")
-    tmp.mkdir(parents=True)
+    tmp = _prepare_target(out, force)
     try:
         converted = convert_bin_weights(snapshot, tmp)
         replaced = set(converted.replaced) if converted else set()

@@ -52,6 +52,19 @@ class UnsafeArchiveError(FormatError):
     """An archive member would escape the target, is a link, or unpacks absurdly large."""
 
 
+class OutputError(InputError):
+    """An output path that cannot be written (unwritable, a file where a directory is needed)."""
+
+
+class MissingDependencyError(InputError, ImportError):
+    """An optional dependency is not installed; names the extra that provides it."""
+
+    def __init__(self, module: str, extra: str, needed_for: str) -> None:
+        self.module, self.extra = module, extra
+        super().__init__(f"{needed_for} needs the Python package {module!r}, which is not installed; "
+                         f"install it with: pip install 'zoo[{extra}]'")
+
+
 # --- failures: exit 1 --------------------------------------------------------------
 
 
@@ -66,6 +79,10 @@ class IntegrityError(ZooError):
                  actual: str | None = None, source: str | None = None) -> None:
         self.expected, self.actual, self.source = expected, actual, source
         super().__init__(message)
+
+
+class NotCachedError(ZooError, LookupError):
+    """A known model that is not in the cache (pull or convert it first)."""
 
 
 class OfflineError(ZooError):

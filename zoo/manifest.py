@@ -55,6 +55,11 @@ def seal(directory: Path, description: dict[str, Any], checks: list[dict[str, An
     return data
 
 
+def exists(directory: Path) -> bool:
+    """A zoo model directory is one with a manifest (written last, so it is complete)."""
+    return (Path(directory) / constants.MANIFEST_FILENAME).is_file()
+
+
 def read(directory: Path) -> dict[str, Any]:
     path = directory / constants.MANIFEST_FILENAME
     try:

@@ -8,18 +8,15 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from . import constants
+from . import constants, families
 from .errors import RegistryError, UnknownModelError
-
-FAMILIES = ("tapas", "flmr", "splade")
-TASKS = ("dense-retriever", "reader", "sparse-encoder", "late-interaction")
 
 
 @dataclass(frozen=True)
@@ -102,17 +99,10 @@ class Entry:
     notes: str = ""
     registry_file: str = field(default="", compare=False)
 
-    @property
-    def full_id(self) -> str:
-        """The HF repo id for Hub entries, else the registry id."""
-        return self.source.repo or self.id
-
     def metrics_of(self, set_name: str) -> tuple[Metric, ...]:
         return tuple(m for m in self.metrics if m.set == set_name)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         data = asdict(self)
         data.pop("registry_file")
         return data
@@ -162,7 +152,13 @@ def packaged_registry_path() -> Path:
 
 
 def _schema() -> dict[str, Any]:
-    return json.loads(resources.files("zoo").joinpath("registry.schema.json").read_text())
+    """registry.schema.json with the family, task and converter values the family catalog declares."""
+    schema = json.loads(resources.files("zoo").joinpath("registry.schema.json").read_text())
+    fields = schema["$defs"]["entry"]["properties"]
+    fields["family"] = {"enum": families.names()}
+    fields["task"] = {"enum": families.tasks()}
+    fields["converter"] = {"enum": [*families.format_names(), None]}
+    return schema
 
 
 def load_registry(paths: Iterable[Path] | None = None) -> Registry:
@@ -192,7 +188,19 @@ def _load_file(path: Path) -> list[Entry]:
         if entry.id in seen:
             raise RegistryError(name, entry.id, "id", "duplicate id in this file")
         seen.add(entry.id)
+        _check_family(name, entry)
     return entries
+
+
+def _check_family(file: str, entry: Entry) -> None:
+    """The task and converter must be ones the entry's family declares."""
+    fam = families.family(entry.family)
+    if entry.task not in fam.tasks:
+        raise RegistryError(file, entry.id, "task", f"{entry.task!r} is not a {fam.name} task ({', '.join(fam.tasks)})")
+    known = [f.name for f in fam.formats]
+    if entry.converter is not None and entry.converter not in known:
+        raise RegistryError(file, entry.id, "converter",
+                            f"{entry.converter!r} is not a {fam.name} format ({', '.join(known) or 'none'})")
 
 
 def _validate(name: str, data: Any) -> None:

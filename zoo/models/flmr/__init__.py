@@ -1,23 +1,22 @@
 """FLMR / PreFLMR retrievers (LinWeizheDragon/FLMR) on transformers 5."""
-from .configuration import FLMRConfig, FLMRTextConfig, FLMRVisionConfig
-from .modeling import (
+from .configuration_flmr import FLMRConfig, FLMRInputError, FLMRTextConfig, FLMRVisionConfig
+from .modeling_flmr import (
     FLMRContextEncoderOutput,
     FLMRModelForRetrieval,
     FLMRQueryEncoderOutput,
-    hub_to_module_key,
     module_to_hub_key,
 )
-from .tokenization import FLMRContextEncoderTokenizer, FLMRQueryEncoderTokenizer
+from .tokenization_flmr import FLMRContextEncoderTokenizer, FLMRQueryEncoderTokenizer
 
 __all__ = [
     "FLMRConfig",
     "FLMRContextEncoderOutput",
     "FLMRContextEncoderTokenizer",
+    "FLMRInputError",
     "FLMRModelForRetrieval",
     "FLMRQueryEncoderOutput",
     "FLMRQueryEncoderTokenizer",
     "FLMRTextConfig",
     "FLMRVisionConfig",
-    "hub_to_module_key",
     "module_to_hub_key",
 ]

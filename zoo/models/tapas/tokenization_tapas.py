@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from transformers import TapasTokenizer
 
+from .configuration_tapas import TapasInputError
+
 VOCAB_NAME = "vocab.txt"
 NUM_TOKEN_TYPES = 7
 EMPTY_CELL = "n/a"  # a text both tokenizers map to [EMPTY]
@@ -44,7 +46,7 @@ class TapasTextEncoder:
         """Load the vocabulary a converted model directory carries (vocab.txt)."""
         vocab = Path(directory) / VOCAB_NAME
         if not vocab.is_file():
-            raise FileNotFoundError(f"{vocab} not found: the converted model has no tokenizer files")
+            raise TapasInputError(f"{vocab} not found: the converted model has no tokenizer files")
         # TapasTokenizer still takes `vocab_file=`; a wrong keyword would silently give all-[UNK].
         return cls(TapasTokenizer(vocab_file=str(vocab), model_max_length=max_length), max_length)
 
@@ -66,7 +68,7 @@ class TapasTextEncoder:
     def tables(self, tables: Sequence, titles: Sequence[str]) -> dict[str, torch.Tensor]:
         """Retriever table inputs: `[CLS] title [SEP] table`, token_type_ids [B, L, 7]."""
         if len(tables) != len(titles):
-            raise ValueError(f"{len(tables)} tables but {len(titles)} titles")
+            raise TapasInputError(f"{len(tables)} tables but {len(titles)} titles")
         return self._batch([self._encode(table, title) for table, title in zip(tables, titles)])
 
     def reader_inputs(

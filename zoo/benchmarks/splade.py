@@ -49,7 +49,7 @@ def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> Arrays:
 
 
 def run(path: Path, data: Path, context: BenchContext) -> Outcome:
-    from zoo.models.splade import load_sparse_encoder
+    from zoo.families.splade import load_sparse_encoder
 
     model = load_sparse_encoder(path, device=str(context.device))
     sections, batch = [], context.options.batch_size

@@ -5,7 +5,7 @@ As the authors' examples/example_use_preflmr.py computes them: the query string 
 336x336 image where img_path is empty); Recall@K = a positive passage id among the first K,
 Pseudo-Recall@K = an answer (stripped, lower-cased) inside one of the first K passages.
 Where the authors searched a PLAID index (8-bit residual compression), this search is exact
-MaxSim over every kept document token (zoo.bench.search.MaxSimScorer), in float32 (the
+MaxSim over every kept document token (zoo.benchmarks.search.MaxSimScorer), in float32 (the
 authors indexed in fp16 on GPU). Documents are encoded with padding cut to the batch's longest
 passage: attention masks padding out, so only float rounding differs from padding to doc_maxlen.
 """

@@ -7,7 +7,7 @@ recall@k) = the fraction of questions with a gold table among the first k, k in 
 
 Two encoders: the converted torch model (`--backend zoo`) and the independent TF reference
 running on the original TF checkpoint (`--backend tf`); they get the same token ids from
-zoo.models.tapas_text, so their rankings can be compared directly. When the retriever zip
+zoo.models.tapas.tokenization_tapas, so their rankings can be compared directly. When the retriever zip
 shipped `tables.tsv` (the authors' table embeddings), a sample of tables found in the data
 is re-encoded and compared with it.
 """
@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import constants, manifest
 from ..errors import FormatError
-from ..verify.report import Check
+from ..checks.report import Check
 from . import nq_tables
 from .metrics import evaluate
 from .nq_tables import NQTables, Table

@@ -4,23 +4,26 @@ The hub folders (`query_tokenizer/`, `context_tokenizer/`) hold vocab.txt, token
 and special_tokens_map.json written by transformers 4's slow BertTokenizer; extra special tokens
 (FLMR's `<BOV>` ... `<EOK>`) live only in `added_tokens_decoder`. transformers 5 renamed the
 vocabulary argument (`vocab_file=` became `vocab=`, and a wrong name silently yields a 5-token
-default vocabulary), so the folder is read here and every id is checked to round-trip.
+default vocabulary), so the folder's three files are read here (locally or through
+transformers' hub cache) and every id is checked to round-trip.
 
-Usage: ``FLMRQueryEncoderTokenizer.from_pretrained(model_dir / "query_tokenizer")`` or
-``FLMRQueryEncoderTokenizer.from_pretrained(model_dir, subfolder="query_tokenizer")``.
+Usage: ``FLMRQueryEncoderTokenizer.from_pretrained(model_dir / "query_tokenizer")``,
+``FLMRQueryEncoderTokenizer.from_pretrained(model_dir, subfolder="query_tokenizer")``, or through
+``AutoTokenizer.from_pretrained(model_dir, subfolder="query_tokenizer", trust_remote_code=True)``.
 """
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import AddedToken
-from transformers import BatchEncoding, BertTokenizer
+from transformers import AddedToken, BatchEncoding, BertTokenizer
+from transformers.utils import cached_file
 
-from ...errors import FormatError, InputError
+from .configuration_flmr import FLMRInputError
 
 VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
@@ -36,13 +39,17 @@ def _content(token: Any) -> str:
     return token["content"] if isinstance(token, dict) else str(token)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
+def _read_json(path: str | None) -> dict[str, Any]:
+    if path is None:
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}: not valid JSON ({exc})") from None
+        raise FLMRInputError(f"{path}: not valid JSON ({exc})") from None
+
+
+# Keywords transformers' loaders pass along that locate files; anything else they add is theirs.
+_HUB_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download")
 
 
 class _FLMRTokenizerBase(BertTokenizer):
@@ -52,19 +59,28 @@ class _FLMRTokenizerBase(BertTokenizer):
     _marker = ""
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, subfolder: str | None = None, **overrides: Any):  # type: ignore[override]
+    def from_pretrained(cls, path: str | os.PathLike[str], *args: Any, subfolder: str | None = None,  # type: ignore[override]
+                        **overrides: Any):
         """Build from a hub tokenizer folder (vocab.txt + tokenizer_config.json + special_tokens_map.json)."""
-        folder = Path(path) / subfolder if subfolder else Path(path)
-        vocab_file = folder / VOCAB_NAME
-        if not vocab_file.is_file():
-            raise FormatError(f"{folder}: no {VOCAB_NAME}; expected a hub tokenizer folder")
+        hub = {k: overrides.pop(k) for k in _HUB_KWARGS if k in overrides}
+        for key in ("trust_remote_code", "_from_auto", "_from_pipeline", "_commit_hash", "use_fast"):
+            overrides.pop(key, None)
+        where = f"{path}/{subfolder}" if subfolder else str(path)
+
+        def fetch(name: str) -> str | None:
+            return cached_file(path, name, subfolder=subfolder or "", _raise_exceptions_for_missing_entries=False,
+                               **hub)
+
+        vocab_file = fetch(VOCAB_NAME)
+        if vocab_file is None:
+            raise FLMRInputError(f"{where}: no {VOCAB_NAME}; expected a hub tokenizer folder")
         with open(vocab_file, encoding="utf-8") as fh:
             lines = [line.rstrip("\n") for line in fh]
         vocab = OrderedDict((token, i) for i, token in enumerate(lines))
-        config = _read_json(folder / TOKENIZER_CONFIG_NAME)
-        special_map = _read_json(folder / SPECIAL_TOKENS_MAP_NAME)
+        config = _read_json(fetch(TOKENIZER_CONFIG_NAME))
+        special_map = _read_json(fetch(SPECIAL_TOKENS_MAP_NAME))
         if config.get("never_split"):
-            raise FormatError(f"{folder}: never_split is not supported")
+            raise FLMRInputError(f"{where}: never_split is not supported")
         kwargs: dict[str, Any] = {k: config[k] for k in _BERT_OPTIONS if k in config}
         for key in _SPECIAL_KEYS:
             if key in config or key in special_map:
@@ -75,11 +91,11 @@ class _FLMRTokenizerBase(BertTokenizer):
             kwargs["attend_to_mask_tokens"] = bool(config["attend_to_mask_tokens"])
         kwargs.update(overrides)
         tok = cls(vocab=vocab, **kwargs)
-        tok._add_hub_tokens(folder, vocab, config, special_map)
+        tok._add_hub_tokens(where, vocab, config, special_map)
         tok._hub_files = (config, special_map, lines)
         return tok
 
-    def _add_hub_tokens(self, folder: Path, vocab: dict[str, int], config: dict[str, Any],
+    def _add_hub_tokens(self, folder: str, vocab: dict[str, int], config: dict[str, Any],
                         special_map: dict[str, Any]) -> None:
         """Append added tokens at their recorded ids, then prove every id round-trips."""
         decoder = {int(i): tok for i, tok in (config.get("added_tokens_decoder") or {}).items()}
@@ -88,7 +104,7 @@ class _FLMRTokenizerBase(BertTokenizer):
             content = _content(entry)
             if index < len(vocab):
                 if vocab.get(content) != index:
-                    raise FormatError(f"{folder}: added token {content!r} has id {index} but vocab.txt says "
+                    raise FLMRInputError(f"{folder}: added token {content!r} has id {index} but vocab.txt says "
                                       f"{vocab.get(content)}")
                 continue
             opts = entry if isinstance(entry, dict) else {}
@@ -97,25 +113,25 @@ class _FLMRTokenizerBase(BertTokenizer):
                 rstrip=opts.get("rstrip", False), normalized=opts.get("normalized", False),
                 special=opts.get("special", True))], special_tokens=opts.get("special", True))
             if self.convert_tokens_to_ids(content) != index:
-                raise FormatError(f"{folder}: added token {content!r} landed on id "
+                raise FLMRInputError(f"{folder}: added token {content!r} landed on id "
                                   f"{self.convert_tokens_to_ids(content)}, expected {index}")
         extra = config.get("additional_special_tokens") or special_map.get("additional_special_tokens") or []
         missing = [_content(t) for t in extra if _content(t) not in self.get_vocab()]
         if missing:
-            raise FormatError(f"{folder}: additional special tokens {missing} have no recorded id")
+            raise FLMRInputError(f"{folder}: additional special tokens {missing} have no recorded id")
         got = self.get_vocab()
         wrong = [t for t, i in vocab.items() if got.get(t) != i]
         if wrong:
-            raise FormatError(f"{folder}: vocabulary ids do not round-trip (e.g. {wrong[:5]})")
+            raise FLMRInputError(f"{folder}: vocabulary ids do not round-trip (e.g. {wrong[:5]})")
         if self.convert_tokens_to_ids(self._marker) != vocab.get(self._marker):
-            raise FormatError(f"{folder}: marker token {self._marker} missing from vocab.txt")
+            raise FLMRInputError(f"{folder}: marker token {self._marker} missing from vocab.txt")
 
     def save_pretrained(self, directory: str | Path, *args: Any, **kwargs: Any) -> tuple[str, ...]:  # type: ignore[override]
         """Write the hub folder layout (vocab.txt, tokenizer_config.json, special_tokens_map.json)."""
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         if not hasattr(self, "_hub_files"):
-            raise InputError("only a tokenizer loaded with from_pretrained(folder) can be saved in the hub layout")
+            raise FLMRInputError("only a tokenizer loaded with from_pretrained(folder) can be saved in the hub layout")
         config, special_map, vocab = self._hub_files
         (folder / VOCAB_NAME).write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
         (folder / TOKENIZER_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -2,62 +2,46 @@
 
 Same public surface as the authors' `FLMRModelForRetrieval` (`query`, `doc`, `score`, outputs
 named `late_interaction_output` / `context_mask`) so user code ports unchanged, computed with
-transformers 5's BertModel, CLIPVisionModel and BertEncoder. Attribute names echo the hub
-checkpoint so that loading is a rename; the only difference is transformers 4's extra
-`vision_model.` level in CLIP keys, undone by HUB_KEY_RENAMES. Aliases (a tied context text
-encoder, the shared context vision tower) are properties, never stored.
+transformers 5's BertModel, CLIPVisionModel and BertEncoder. It is a `PreTrainedModel`, so
+`from_pretrained` / `save_pretrained` / `push_to_hub` and dtype casts behave as usual; loading
+is strict (a missing, unexpected or misshapen tensor raises FLMRInputError). Attribute names
+echo the hub checkpoint; transformers 4's extra `vision_model.` level in CLIP keys is undone on
+load and restored on save by transformers' own CLIPVisionModel key mapping, so a saved
+directory has the hub layout. Aliases (a tied context text encoder, the shared context vision
+tower) are properties, never stored. This package imports only torch and transformers, so its
+files ship unchanged as remote code beside a converted model.
 """
+
 from __future__ import annotations
 
-import json
 import logging
+import os
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from transformers import BertModel, CLIPVisionModel
+from transformers import BertModel, CLIPVisionModel, PreTrainedModel
 from transformers.models.bert.modeling_bert import BertEncoder
 from transformers.utils import ModelOutput
 
-from ...errors import FormatError, InputError
-from ...safetensors_io import INDEX_NAME, WEIGHTS_NAME, TensorSpec, write_safetensors
-from .configuration import FLMRConfig
-from .tokenization import FLMRContextEncoderTokenizer, FLMRQueryEncoderTokenizer
+from .configuration_flmr import FLMRConfig, FLMRInputError
+from .tokenization_flmr import FLMRContextEncoderTokenizer, FLMRQueryEncoderTokenizer
 
 logger = logging.getLogger(__name__)
 
 QUERY_TOKENIZER_DIR = "query_tokenizer"
 CONTEXT_TOKENIZER_DIR = "context_tokenizer"
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
-
-# hub (transformers-4) key prefix -> this module's key prefix
-HUB_KEY_RENAMES: tuple[tuple[str, str], ...] = (
-    ("query_vision_encoder.vision_model.vision_model.", "query_vision_encoder.vision_model."),
-)
-# non-persistent buffers are not in checkpoints; rebuilt after loading onto the meta-initialised model
-_BUFFER_FACTORIES: dict[str, Callable[[torch.Size], torch.Tensor]] = {
-    "position_ids": lambda shape: torch.arange(shape[-1]).expand(shape).clone(),
-    "token_type_ids": lambda shape: torch.zeros(shape, dtype=torch.long),
-}
-
-
-def hub_to_module_key(key: str) -> str:
-    for hub, mod in HUB_KEY_RENAMES:
-        if key.startswith(hub):
-            return mod + key[len(hub):]
-    return key
+# hub (transformers-4) key prefix -> this module's key prefix; transformers applies it on load and save
+HUB_VISION_PREFIX, MODULE_VISION_PREFIX = "query_vision_encoder.vision_model.vision_model.", "query_vision_encoder.vision_model."
 
 
 def module_to_hub_key(key: str) -> str:
-    for hub, mod in HUB_KEY_RENAMES:
-        if key.startswith(mod):
-            return hub + key[len(mod):]
-    return key
+    """The name a module tensor has in the hub's safetensors files."""
+    return HUB_VISION_PREFIX + key[len(MODULE_VISION_PREFIX):] if key.startswith(MODULE_VISION_PREFIX) else key
 
 
 @dataclass
@@ -94,7 +78,7 @@ class FLMRTextModel(nn.Module):
 
     def __init__(self, config: FLMRConfig, attn_implementation: str) -> None:
         super().__init__()
-        self.bert_model = BertModel(config.text_config.bert_config(attn_implementation), add_pooling_layer=True)
+        self.bert_model = BertModel(config.text.bert_config(attn_implementation), add_pooling_layer=True)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.bert_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -105,7 +89,7 @@ class FLMRVisionModel(nn.Module):
 
     def __init__(self, config: FLMRConfig, attn_implementation: str) -> None:
         super().__init__()
-        self.vision_model = CLIPVisionModel(config.vision_config.clip_config(attn_implementation))
+        self.vision_model = CLIPVisionModel(config.vision.clip_config(attn_implementation))
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> Any:
         return self.vision_model(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
@@ -124,20 +108,27 @@ def non_causal_mapping_encoder(config: FLMRConfig, attn_implementation: str) -> 
     return encoder
 
 
-class FLMRModelForRetrieval(nn.Module):
-    """Late-interaction retriever; build with `from_pretrained(hub_dir)`."""
+class FLMRPreTrainedModel(PreTrainedModel):
+    config_class = FLMRConfig
+    base_model_prefix = "flmr"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+
+
+class FLMRModelForRetrieval(FLMRPreTrainedModel):
+    """Late-interaction retriever; build with `from_pretrained(hub_dir)` (tokenizers load from its subfolders)."""
 
     def __init__(self, config: FLMRConfig, query_tokenizer: FLMRQueryEncoderTokenizer | None = None,
-                 context_tokenizer: FLMRContextEncoderTokenizer | None = None,
-                 attn_implementation: str = "sdpa") -> None:
-        super().__init__()
+                 context_tokenizer: FLMRContextEncoderTokenizer | None = None) -> None:
+        super().__init__(config)
+        attn_implementation = config._attn_implementation or "sdpa"
         if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise InputError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, not {attn_implementation!r}")
-        self.config = config
+            raise FLMRInputError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
+                                 f"not {attn_implementation!r}")
         self.query_tokenizer = query_tokenizer
         self.context_tokenizer = context_tokenizer
         dim, prefix = config.dim, config.mapping_network_prefix_length
-        text_h, vision_h = config.text_config.hidden_size, config.vision_config.hidden_size
+        text_h, vision_h = config.text.hidden_size, config.vision.hidden_size
 
         self.query_text_encoder = FLMRTextModel(config, attn_implementation)
         self.query_text_encoder_linear = nn.Linear(text_h, dim, bias=False)
@@ -153,6 +144,7 @@ class FLMRModelForRetrieval(nn.Module):
             self.transformer_mapping_output_linear = nn.Linear(text_h, dim)
         self.skiplist_ids = self._punctuation_ids(context_tokenizer) if config.mask_punctuation else []
         self.instruction_token_id = self._instruction_id(query_tokenizer)
+        self.post_init()
 
     # --- aliases the hub does not store -----------------------------------------------------
 
@@ -174,10 +166,6 @@ class FLMRModelForRetrieval(nn.Module):
     def context_vision_projection(self) -> FLMRMultiLayerPerceptron:
         return self.query_vision_projection
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     # --- token ids derived from the tokenizers ---------------------------------------------------
 
     @staticmethod
@@ -194,7 +182,7 @@ class FLMRModelForRetrieval(nn.Module):
 
     def _require_tokenizers(self) -> None:
         if self.query_tokenizer is None or self.context_tokenizer is None:
-            raise InputError("FLMRModelForRetrieval needs its query and context tokenizers "
+            raise FLMRInputError("FLMRModelForRetrieval needs its query and context tokenizers "
                              "(from_pretrained loads them from query_tokenizer/ and context_tokenizer/)")
 
     # --- masks ----------------------------------------------------------------------------------
@@ -243,10 +231,10 @@ class FLMRModelForRetrieval(nn.Module):
         parts = [text] if use_text else []
         if use_vision:
             if (pixel_values is None) == (image_features is None):
-                raise InputError("query(): pass exactly one of pixel_values and image_features")
+                raise FLMRInputError("query(): pass exactly one of pixel_values and image_features")
             parts.extend(self._query_vision(input_ids, text_hidden, pixel_values, image_features))
         if not parts:
-            raise InputError("query(): nothing to concatenate (both text and vision outputs are off)")
+            raise FLMRInputError("query(): nothing to concatenate (both text and vision outputs are off)")
         q = torch.cat(parts, dim=1)
         return FLMRQueryEncoderOutput(pooler_output=q[:, 0, :],
                                       late_interaction_output=nn.functional.normalize(q, p=2, dim=2))
@@ -257,7 +245,7 @@ class FLMRModelForRetrieval(nn.Module):
         vision_out = None
         if pixel_values is not None:
             if not cfg.use_vision_encoder:
-                raise InputError("this model has no vision encoder (use_vision_encoder=false): pass image_features")
+                raise FLMRInputError("this model has no vision encoder (use_vision_encoder=false): pass image_features")
             batch = pixel_values.shape[0]
             pixel_values = pixel_values.to(self.device)
             if pixel_values.dim() == 5:  # several regions of interest per query
@@ -272,7 +260,7 @@ class FLMRModelForRetrieval(nn.Module):
         if not cfg.use_transformer_mapping_network:
             return [prefix]
         if vision_out is None:
-            raise InputError("PreFLMR's mapping network needs pixel_values, not image_features")
+            raise FLMRInputError("PreFLMR's mapping network needs pixel_values, not image_features")
         return [prefix, self._mapping_tokens(input_ids, text_hidden, vision_out.hidden_states[-2][:, 1:])]
 
     def _mapping_tokens(self, input_ids: torch.Tensor, text_hidden: torch.Tensor,
@@ -311,7 +299,7 @@ class FLMRModelForRetrieval(nn.Module):
             elif image_features is not None:
                 cls = image_features.to(self.device)
             else:
-                raise InputError("doc(): vision output requested but no pixel_values / image_features given")
+                raise FLMRInputError("doc(): vision output requested but no pixel_values / image_features given")
             prefix = self.context_vision_projection(cls).view(-1, cfg.mapping_network_prefix_length, cfg.dim)
             parts.append(prefix)
             masks.append(torch.ones(prefix.shape[:2] + (1,), device=self.device))
@@ -321,7 +309,7 @@ class FLMRModelForRetrieval(nn.Module):
             parts.append(self.context_text_encoder_linear(self.context_text_encoder(input_ids, attention_mask)) * mask)
             masks.append(mask)
         if not parts:
-            raise InputError("doc(): nothing to concatenate (both text and vision outputs are off)")
+            raise FLMRInputError("doc(): nothing to concatenate (both text and vision outputs are off)")
         d = nn.functional.normalize(torch.cat(parts, dim=1), p=2, dim=2)
         mask = torch.cat(masks, dim=1).bool()
         out: torch.Tensor | list[torch.Tensor] = d
@@ -337,7 +325,7 @@ class FLMRModelForRetrieval(nn.Module):
         For each query row the max over unmasked document rows, summed over query rows.
         """
         if Q.dim() != 3 or D_padded.dim() != 3 or Q.shape[0] not in (1, D_padded.shape[0]):
-            raise InputError(f"score(): Q {tuple(Q.shape)} and D {tuple(D_padded.shape)} do not align")
+            raise FLMRInputError(f"score(): Q {tuple(Q.shape)} and D {tuple(D_padded.shape)} do not align")
         sim = D_padded @ Q.to(D_padded.dtype).permute(0, 2, 1)
         padding = ~D_mask.reshape(sim.shape[0], sim.shape[1]).bool()
         sim = sim.masked_fill(padding.unsqueeze(-1), -9999)
@@ -355,7 +343,7 @@ class FLMRModelForRetrieval(nn.Module):
         """Tokenize (padded to query_maxlen) and encode queries with their images, in batches."""
         self._require_tokenizers()
         if pixel_values is not None and len(pixel_values) != len(texts):
-            raise InputError(f"{len(texts)} query texts but {len(pixel_values)} images")
+            raise FLMRInputError(f"{len(texts)} query texts but {len(pixel_values)} images")
         outs = []
         for start in range(0, len(texts), batch_size):
             enc = self.query_tokenizer(list(texts[start:start + batch_size]))
@@ -390,83 +378,42 @@ class FLMRModelForRetrieval(nn.Module):
         return {module_to_hub_key(k): tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, query_tokenizer: FLMRQueryEncoderTokenizer | None = None,
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
+                        query_tokenizer: FLMRQueryEncoderTokenizer | None = None,
                         context_tokenizer: FLMRContextEncoderTokenizer | None = None,
-                        attn_implementation: str = "sdpa") -> FLMRModelForRetrieval:
-        """Load a hub-layout directory (config.json, safetensors or shards + index, tokenizer folders).
+                        **kwargs: Any) -> FLMRModelForRetrieval:
+        """Load a hub-layout directory or repo; the tokenizers come from its two subfolders unless given.
 
-        Strict: a missing, unexpected or misshapen tensor is a FormatError.
+        Strict: a missing, unexpected or misshapen tensor is an FLMRInputError, never a
+        randomly initialised weight.
         """
-        directory = Path(path)
-        config = FLMRConfig.from_pretrained(directory)
-        query_tokenizer = query_tokenizer or FLMRQueryEncoderTokenizer.from_pretrained(directory / QUERY_TOKENIZER_DIR)
-        context_tokenizer = context_tokenizer or FLMRContextEncoderTokenizer.from_pretrained(
-            directory / CONTEXT_TOKENIZER_DIR)
-        with torch.device("meta"):
-            model = cls(config, query_tokenizer, context_tokenizer, attn_implementation)
-        state = {hub_to_module_key(k): v for k, v in _read_safetensors(directory).items()}
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        _check_state(directory, state, expected)
-        model.load_state_dict(state, strict=True, assign=True)
-        _materialize_buffers(model)
-        return model.eval()
+        hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
+        if query_tokenizer is None:
+            query_tokenizer = FLMRQueryEncoderTokenizer.from_pretrained(
+                pretrained_model_name_or_path, subfolder=QUERY_TOKENIZER_DIR, **hub)
+        if context_tokenizer is None:
+            context_tokenizer = FLMRContextEncoderTokenizer.from_pretrained(
+                pretrained_model_name_or_path, subfolder=CONTEXT_TOKENIZER_DIR, **hub)
+        want_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("ignore_mismatched_sizes", True)  # reported in the loading info, refused below
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, query_tokenizer=query_tokenizer,
+            context_tokenizer=context_tokenizer, output_loading_info=True, **kwargs)
+        problems = [f"{what}: {', '.join(sorted(map(str, keys))[:8])}" for what, keys in
+                    (("missing tensors", info.get("missing_keys")), ("unexpected tensors", info.get("unexpected_keys")),
+                     ("misshapen tensors", info.get("mismatched_keys"))) if keys]
+        if problems:
+            raise FLMRInputError(f"{pretrained_model_name_or_path}: weights do not fit config.json: "
+                                 + "; ".join(problems))
+        return (model, info) if want_info else model
 
-    def save_pretrained(self, path: str | Path, max_shard_bytes: int | None = None) -> list[str]:
-        """Write config.json, safetensors in the hub layout, and both tokenizer folders."""
-        directory = Path(path)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config.save_pretrained(directory)
-        tensors = {module_to_hub_key(k): v for k, v in self.state_dict().items()}
-        specs = [TensorSpec(k, tuple(v.shape), np.dtype(str(v.dtype).removeprefix("torch.")))
-                 for k, v in sorted(tensors.items())]
-        names = write_safetensors(directory, specs, lambda s: tensors[s.name].detach().cpu().numpy(),
-                                  max_shard_bytes=max_shard_bytes)
+    def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:
+        """Strict loading: transformers would forgive stored `position_ids`; the hub layout never has them."""
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        """config.json, safetensors in the hub layout, and both tokenizer folders."""
+        super().save_pretrained(save_directory, *args, **kwargs)
         if self.query_tokenizer is not None:
-            self.query_tokenizer.save_pretrained(directory / QUERY_TOKENIZER_DIR)
+            self.query_tokenizer.save_pretrained(os.path.join(save_directory, QUERY_TOKENIZER_DIR))
         if self.context_tokenizer is not None:
-            self.context_tokenizer.save_pretrained(directory / CONTEXT_TOKENIZER_DIR)
-        return names
-
-
-def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    index = directory / INDEX_NAME
-    if index.exists():
-        try:
-            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise FormatError(f"{index}: malformed safetensors index ({exc})") from None
-    elif (directory / WEIGHTS_NAME).exists():
-        files = [WEIGHTS_NAME]
-    else:
-        raise FormatError(f"{directory}: no {WEIGHTS_NAME} or {INDEX_NAME}")
-    state: dict[str, torch.Tensor] = {}
-    for name in files:
-        state.update(load_file(str(directory / name)))
-    return state
-
-
-def _check_state(directory: Path, state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
-    problems = []
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing:
-        problems.append(f"missing tensors: {', '.join(module_to_hub_key(k) for k in missing[:8])}"
-                        + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""))
-    if unexpected:
-        problems.append(f"unexpected tensors: {', '.join(unexpected[:8])}"
-                        + (f" (+{len(unexpected) - 8} more)" if len(unexpected) > 8 else ""))
-    problems += [f"{module_to_hub_key(k)}: shape {tuple(state[k].shape)}, expected {shape}"
-                 for k, shape in expected.items() if k in state and tuple(state[k].shape) != shape]
-    if problems:
-        raise FormatError(f"{directory}: weights do not fit config.json: " + "; ".join(problems))
-
-
-def _materialize_buffers(model: nn.Module) -> None:
-    for module in model.modules():
-        for name, buf in list(module.named_buffers(recurse=False)):
-            if buf.is_meta:
-                if name not in _BUFFER_FACTORIES:
-                    raise FormatError(f"buffer {name!r} has no value after loading")
-                setattr(module, name, _BUFFER_FACTORIES[name](buf.shape))
+            self.context_tokenizer.save_pretrained(os.path.join(save_directory, CONTEXT_TOKENIZER_DIR))

@@ -11,8 +11,9 @@ Three details differ from transformers' TapasModel, each to reproduce the origin
   ProductIndexMap does (so ids above the table size alias exactly as they did in TF);
 - padding adds -10000 to the attention scores (TF), not the dtype's minimum.
 
-Text-level helpers (strings and pandas tables in, id tensors out) live in
-zoo.models.tapas_text and are re-exported here.
+Text-level helpers (strings and pandas tables in, id tensors out) live in tokenization_tapas.
+This package imports only torch, transformers and the standard library, so its files ship
+unchanged as remote code beside a converted model.
 """
 from __future__ import annotations
 
@@ -21,24 +22,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import torch
-from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import PreTrainedModel, TapasConfig, TapasModel
 from transformers.models.tapas.modeling_tapas import TapasEmbeddings
 from transformers.utils import ModelOutput
 
-from zoo.models.tapas_text import TapasTextEncoder
+from .configuration_tapas import TapasDualEncoderConfig, TapasInputError, TapasReaderConfig
+
+if TYPE_CHECKING:
+    from .tokenization_tapas import TapasTextEncoder
 
 __all__ = [
     "TOKEN_TYPES",
     "ReaderAnswer",
     "TapasDualEncoder",
-    "TapasDualEncoderConfig",
     "TapasReader",
-    "TapasReaderConfig",
     "TapasReaderOutput",
-    "TapasTextEncoder",
     "cell_positions",
     "load_pretrained",
     "span_indexes",
@@ -51,33 +53,6 @@ TOKEN_TYPES = (
 )
 COLUMN, ROW = 1, 2
 MASK_ADDER = -10000.0  # TF's additive attention mask and its value for invalid spans
-
-
-# --- configs --------------------------------------------------------------------------
-
-
-@strict
-class TapasDualEncoderConfig(TapasConfig):
-    """TapasConfig plus the retriever fields; absolute positions, tanh GELU by default."""
-
-    model_type = "zoo_tapas_dual_encoder"
-
-    hidden_act: str = "gelu_new"  # TF TAPAS "gelu" is the tanh approximation
-    reset_position_index_per_cell: bool = False  # the retriever used absolute positions
-    tie_word_embeddings: bool = False
-    down_projection_dim: int = 0  # 0: the representation is the pooled output
-    max_query_length: int = 128  # questions are cut to this many tokens, as in the original
-
-
-@strict
-class TapasReaderConfig(TapasConfig):
-    """TapasConfig plus the NQ reader fields; reset_position_index_per_cell comes from the checkpoint."""
-
-    model_type = "zoo_tapas_reader"
-
-    hidden_act: str = "gelu_new"
-    tie_word_embeddings: bool = False
-    max_span_length: int = 10  # spans (start, start + k) for k < max_span_length
 
 
 # --- encoder tower --------------------------------------------------------------------
@@ -136,7 +111,7 @@ def _run(tower: TapasModel, input_ids, attention_mask, token_type_ids):
             (*input_ids.shape, len(tower.config.type_vocab_sizes)), dtype=torch.long, device=input_ids.device
         )
     if input_ids.shape[-1] > tower.config.max_position_embeddings:
-        raise ValueError(
+        raise TapasInputError(
             f"sequence length {input_ids.shape[-1]} exceeds max_position_embeddings "
             f"{tower.config.max_position_embeddings}"
         )
@@ -345,5 +320,5 @@ def load_pretrained(directory: str | Path) -> TapasDualEncoder | TapasReader:
     model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type")
     classes = {TapasDualEncoderConfig.model_type: TapasDualEncoder, TapasReaderConfig.model_type: TapasReader}
     if model_type not in classes:
-        raise ValueError(f"{directory}: model_type {model_type!r} is not a zoo TAPAS model ({', '.join(classes)})")
+        raise TapasInputError(f"{directory}: model_type {model_type!r} is not a zoo TAPAS model ({', '.join(classes)})")
     return classes[model_type].from_pretrained(directory)

@@ -1,6 +1,6 @@
 """`zoo bench`: resolve the model, run its family's benchmark, judge the numbers against the registry.
 
-Family modules (zoo.bench.tapas / splade / flmr) load their data, encode the corpus into an
+Family modules (zoo.benchmarks.tapas / splade / flmr) load their data, encode the corpus into an
 embedding store, search it exactly and return `Section`s (one per dataset, metrics on their
 native scale: rates as fractions, active dims as counts). This module owns what is shared:
 where stores live, sharded filling, search plus the TREC run/qrels files written beside each
@@ -8,7 +8,6 @@ store (so any peer tool can recompute the numbers), and judging with zoo.judging
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,17 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from .. import api, cache, constants, manifest
+from .. import cache, constants, conversion, families, manifest
 from ..errors import FormatError, InputError
 from ..judging import Judgement, judge
-from ..registry import Entry
-from ..verify.report import Check
+from ..registry import Entry, load_registry
+from ..checks.report import Check
 from .search import ExactIndex
 from .store import Arrays, EmbeddingStore, Shard, StoreMeta, fill, fingerprint
 
 log = logging.getLogger(__name__)
 
-FAMILY_MODULES = {"tapas": "zoo.bench.tapas", "splade": "zoo.bench.splade", "flmr": "zoo.bench.flmr"}
 BACKENDS = ("zoo", "tf")
 
 
@@ -173,35 +171,28 @@ class BenchContext:
 
 def detect_family(path: Path) -> str:
     """Family of a model directory: its manifest, else its files (HF repo layouts, raw TF checkpoint)."""
-    if (path / constants.MANIFEST_FILENAME).is_file():
-        return manifest.read(path)["family"]
-    if (path / "modules.json").is_file():
-        return "splade"
-    config = cache.read_json(path / "config.json") if (path / "config.json").is_file() else None
-    if isinstance(config, dict) and config.get("model_type") == "flmr":
-        return "flmr"
-    if any(path.rglob("bert_config.json")) and any(path.rglob("*.index")):
-        return "tapas"
-    raise FormatError(f"{path}: not a model directory zoo can benchmark (no zoo manifest, SPLADE modules.json, "
-                      "FLMR config.json or TAPAS checkpoint)")
+    if manifest.exists(path):
+        return str(manifest.read(path)["family"])
+    return families.recognize(path).name
 
 
 def resolve_target(model: str, judge_as: str | None = None, progress: bool = False) -> Target:
     path = Path(model).expanduser()
     if path.is_dir():
         family = detect_family(path)
-        data = manifest.read(path) if (path / constants.MANIFEST_FILENAME).is_file() else {}
+        data = manifest.read(path) if manifest.exists(path) else {}
         entry_id = judge_as or data.get("model_id")
-        entry = api.get(entry_id) if entry_id else None
+        entry = load_registry().get(entry_id) if entry_id else None
         return Target(path.resolve(), family, entry, entry.id if entry else path.resolve().name)
-    entry = api.get(model)
-    judged = api.get(judge_as) if judge_as else entry
-    return Target(api.resolve(entry.id, progress=progress), entry.family, judged, entry.id)
+    registry = load_registry()
+    entry = registry.get(model)
+    judged = registry.get(judge_as) if judge_as else entry
+    return Target(conversion.resolve(entry, progress=progress), entry.family, judged, entry.id)
 
 
 def model_fingerprint(path: Path, backend: str) -> str:
     """Content identity of a model directory: its manifest's file hashes, else every file's sha256."""
-    if (path / constants.MANIFEST_FILENAME).is_file():
+    if manifest.exists(path):
         data = manifest.read(path)
         return fingerprint(backend, data["files"], data.get("source", {}).get("files"))
     return fingerprint(backend, cache.hash_tree(path))
@@ -238,8 +229,7 @@ def run(model: str, data: Path, options: BenchOptions = BenchOptions(), judge_as
         raise InputError(f"--backend {options.backend} exists for TAPAS only (the TF reference)")
     work = Path(options.work).expanduser() if options.work else default_work(target.label)
     context = BenchContext(options, work, model_fingerprint(target.path, options.backend))
-    family = importlib.import_module(FAMILY_MODULES[target.family])
-    outcome: Outcome = family.run(target.path, data, context)
+    outcome: Outcome = families.family(target.family).bench_module().run(target.path, data, context)
     notes = list(outcome.notes)
     judgements: list[Judgement] = []
     if context.searching and target.entry is not None:

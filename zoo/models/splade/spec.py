@@ -6,19 +6,16 @@ key `word_embedding_dimension` (with max_seq_length in sentence_bert_config.json
 `sentence_transformers.base.modules.transformer.Transformer` with `transformer_task: fill-mask`,
 `embedding_dimension`, and keeps max_seq_length in the tokenizer config. sentence-transformers 6
 loads both; `read_spec` reads either without it, so verify's reference can rebuild the model
-from the files alone. Nothing here touches the network.
+from the files alone. Nothing here touches the network; loading the model itself is
+sentence-transformers' job (zoo.families.splade.load_sparse_encoder).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import FormatError
-
-if TYPE_CHECKING:
-    from sentence_transformers import SparseEncoder
 
 V5_PREFIX = "sentence_transformers.sparse_encoder.models."
 TRANSFORMER_TYPES = (
@@ -37,6 +34,12 @@ POOLING_TYPES = (
 POOLING_STRATEGIES = ("max", "sum")
 ACTIVATIONS = ("relu", "log1p_relu")
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")  # the order encode_document tries
+
+
+class SpladeFormatError(ValueError):
+    """A directory that is not a SPLADE sentence-transformers encoder (a caller's mistake, not a bug)."""
+
+    exit_code = 2  # what a command line should exit with: bad input
 
 
 @dataclass(frozen=True)
@@ -65,24 +68,24 @@ class SpladeSpec:
 
 
 def read_spec(path: str | Path) -> SpladeSpec:
-    """Parse modules.json and the module configs; FormatError if this is not a SPLADE encoder."""
+    """Parse modules.json and the module configs; SpladeFormatError if this is not a SPLADE encoder."""
     root = Path(path)
     if not root.is_dir():
-        raise FormatError(f"{root}: not a directory")
+        raise SpladeFormatError(f"{root}: not a directory")
     if not (root / "modules.json").is_file():
-        raise FormatError(f"{root}: no modules.json; not a sentence-transformers SPLADE directory")
+        raise SpladeFormatError(f"{root}: no modules.json; not a sentence-transformers SPLADE directory")
     modules = _json(root / "modules.json")
     if not isinstance(modules, list) or not all(isinstance(m, dict) and "type" in m for m in modules):
-        raise FormatError(f"{root / 'modules.json'}: expected a list of modules with a 'type'")
+        raise SpladeFormatError(f"{root / 'modules.json'}: expected a list of modules with a 'type'")
     types = [m["type"] for m in modules]
     if len(modules) != 2 or types[0] not in TRANSFORMER_TYPES or types[1] not in POOLING_TYPES:
-        raise FormatError(f"{root}: modules {types} are not a SPLADE encoder (an MLM transformer followed by "
+        raise SpladeFormatError(f"{root}: modules {types} are not a SPLADE encoder (an MLM transformer followed by "
                           "SpladePooling); other sparse architectures are not supported")
     transformer_dir = root / modules[0].get("path", "")
     pooling_dir = root / modules[1].get("path", "")
     st_module = _json(transformer_dir / "sentence_bert_config.json", required=False) or {}
     if types[0].endswith(".Transformer") and st_module.get("transformer_task") != "fill-mask":
-        raise FormatError(f"{transformer_dir}: a Transformer module needs transformer_task 'fill-mask' for SPLADE, "
+        raise SpladeFormatError(f"{transformer_dir}: a Transformer module needs transformer_task 'fill-mask' for SPLADE, "
                           f"got {st_module.get('transformer_task')!r}")
     pooling = _json(pooling_dir / "config.json")
     model = _json(root / "config_sentence_transformers.json", required=False) or {}
@@ -100,20 +103,9 @@ def read_spec(path: str | Path) -> SpladeSpec:
         max_active_dims=model.get("max_active_dims"),
     )
     if spec.pooling_strategy not in POOLING_STRATEGIES or spec.activation not in ACTIVATIONS:
-        raise FormatError(f"{pooling_dir / 'config.json'}: unsupported pooling {spec.pooling_strategy!r} / "
+        raise SpladeFormatError(f"{pooling_dir / 'config.json'}: unsupported pooling {spec.pooling_strategy!r} / "
                           f"activation {spec.activation!r}")
     return spec
-
-
-def load_sparse_encoder(path: str | Path, *, device: str | None = None) -> SparseEncoder:
-    """A SparseEncoder from a local directory (v5 or v6 layout); never downloads anything."""
-    from sentence_transformers import SparseEncoder
-
-    read_spec(path)  # a clear FormatError for directories that are not SPLADE encoders
-    try:
-        return SparseEncoder(str(Path(path)), device=device, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise FormatError(f"{path}: sentence-transformers cannot load this SPLADE model: {exc}") from exc
 
 
 def _json(path: Path, *, required: bool = True) -> Any:
@@ -121,7 +113,7 @@ def _json(path: Path, *, required: bool = True) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         if required:
-            raise FormatError(f"{path}: missing") from None
+            raise SpladeFormatError(f"{path}: missing") from None
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: unreadable JSON: {exc}") from None
+        raise SpladeFormatError(f"{path}: unreadable JSON: {exc}") from None

@@ -30,11 +30,12 @@ from typing import Any
 
 import torch
 
-from .. import manifest
 from ..errors import ZooError
-from ..models.splade import SpladeSpec, load_sparse_encoder, read_spec
+from ..families.splade import load_sparse_encoder
+from ..models.splade import SpladeSpec, read_spec
 from ..registry import GoldenValue, load_registry
 from .report import Check
+from .similarity import max_abs_diff, min_row_cosine
 
 TOLERANCE = 1e-5  # fp32 max abs diff, product.md
 GOLDEN_FILENAME = "golden.json"
@@ -60,7 +61,7 @@ LOAD_ERRORS = (ZooError, OSError, ValueError, KeyError, RuntimeError)
 # --- encodings ------------------------------------------------------------------------------
 
 
-def encodings(model_dir: Path) -> Check:
+def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     """SparseEncoder output vs the plain-transformers reference on the probe set (max abs diff, cosine)."""
     try:
         spec = read_spec(model_dir)
@@ -81,11 +82,11 @@ def encodings(model_dir: Path) -> Check:
         if ours[kind].shape != theirs[kind].shape:
             problems.append(f"{kind} shape {tuple(ours[kind].shape)} vs reference {tuple(theirs[kind].shape)}")
             continue
-        diffs[kind] = float((ours[kind] - theirs[kind]).abs().max())
-        cosines[kind] = _min_cosine(ours[kind], theirs[kind])
+        diffs[kind] = max_abs_diff(ours[kind], theirs[kind])
+        cosines[kind] = min_row_cosine(ours[kind], theirs[kind])
     worst = max(diffs.values(), default=math.inf)
     ok = not problems and math.isfinite(worst) and worst <= TOLERANCE
-    sparsity = _sparsity(ours, model_dir)
+    sparsity = _sparsity(ours, manifest.get("model_id"))
     text = "; ".join(problems) or (
         f"layout {spec.layout}; max abs diff query {diffs['query']:.2e} document {diffs['document']:.2e}; "
         f"min cosine {min(cosines.values()):.8f}; {sparsity['summary']}")
@@ -121,24 +122,23 @@ def reference_encode(spec: SpladeSpec, texts: Sequence[str], kind: str) -> torch
     return pooled
 
 
-def _sparsity(vectors: Mapping[str, torch.Tensor], model_dir: Path) -> dict[str, Any]:
+def _sparsity(vectors: Mapping[str, torch.Tensor], model_id: str | None) -> dict[str, Any]:
     """Active (non-zero) dimensions per text, with the card's NanoBEIR means when the registry has them."""
     active = {kind: [int(n) for n in (v != 0).sum(dim=1)] for kind, v in vectors.items()}
     means = {kind: sum(n) / len(n) for kind, n in active.items()}
-    card = _card_sparsity(model_dir)
+    card = _card_sparsity(model_id)
     parts = [f"active dims per {kind} {means[kind]:.1f}"
              + (f" (card ~{card[kind]:g} on NanoBEIR)" if kind in card else "") for kind in ("query", "document")]
     return {"active_dims": active, "mean_active_dims": means, "card": card,
             "summary": ", ".join(parts) + " on the probe set"}
 
 
-def _card_sparsity(model_dir: Path) -> dict[str, float]:
-    try:
-        model_id = manifest.read(model_dir).get("model_id")
-        entry = load_registry().get(model_id) if model_id else None
-    except ZooError:
+def _card_sparsity(model_id: str | None) -> dict[str, float]:
+    if not model_id:
         return {}
-    if entry is None:
+    try:
+        entry = load_registry().get(model_id)
+    except ZooError:
         return {}
     wanted = {metric: kind for kind, metric in CARD_SPARSITY.items()}
     return {wanted[m.metric]: m.value for m in entry.metrics if m.metric in wanted}
@@ -230,11 +230,3 @@ def _similarity_check(model_dir: Path, cases: list[dict], *, source: str) -> Che
 
 def _dense(tensor: torch.Tensor) -> torch.Tensor:
     return (tensor.to_dense() if tensor.is_sparse else tensor).float().cpu()
-
-
-def _min_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Lowest per-row cosine; two all-zero rows count as identical."""
-    norms = a.norm(dim=1) * b.norm(dim=1)
-    cos = torch.where(norms > 0, (a * b).sum(dim=1) / norms.clamp_min(1e-30),
-                      (a.abs().sum(dim=1) + b.abs().sum(dim=1) == 0).float())
-    return float(cos.min())
