@@ -6,6 +6,7 @@ tokenizer files) into `out`, an empty temporary directory owned by `zoo.convert`
 the model card and manifest and renames the directory into place. It returns a
 ConversionResult whose `plan` verify's `weights` check replays against `open_source(src)`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

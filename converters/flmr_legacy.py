@@ -12,6 +12,7 @@ Options: `config` (dir with config.json + query_tokenizer/ + context_tokenizer/,
 hub repo; the output's non-weight files are copied from it), `vision` (FLMR only: a CLIP vision or
 CLIP model dir, or a hub-layout FLMR dir whose vision tower is used).
 """
+
 from __future__ import annotations
 
 import json
@@ -122,7 +123,8 @@ def plan_for(reader: SourceReader, options: dict[str, Any]) -> Plan:
     if kind == "flmr" and config.use_vision_encoder and not has_vision:
         raise MappingError(
             "FLMR legacy checkpoints have no vision tower: pass `vision` (--vision DIR), the CLIP model "
-            f"named by vision_model_version ({config.vision_model_version})")
+            f"named by vision_model_version ({config.vision_model_version})"
+        )
     the_plan = plan(names, RULES[kind], SKIP)
     check_shapes(the_plan, {n: reader.shape(n) for n in names}, FLMRModelForRetrieval.hub_state_shapes(config))
     return the_plan
@@ -144,8 +146,12 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
     specs = [TensorSpec(t, shapes[t], np.dtype("float32")) for t in sorted(by_target)]
     bar = _progress_bar(len(specs)) if progress else None
     try:
-        files = write_safetensors(out, specs, lambda s: by_target[s.name].apply(reader.get(by_target[s.name].source)),
-                                  on_tensor=(lambda _s: bar.update(1)) if bar else None)
+        files = write_safetensors(
+            out,
+            specs,
+            lambda s: by_target[s.name].apply(reader.get(by_target[s.name].source)),
+            on_tensor=(lambda _s: bar.update(1)) if bar else None,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -161,7 +167,10 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
         plan=the_plan,
         config=json.loads((config_dir / "config.json").read_text()),
         source={
-            "format": FORMAT, "path": str(src.resolve()), "sha256": sha256_file(src), "size": src.stat().st_size,
+            "format": FORMAT,
+            "path": str(src.resolve()),
+            "sha256": sha256_file(src),
+            "size": src.stat().st_size,
             "vision": _tree_identity(vision_dir) if vision_dir else None,
             "config": _tree_identity(config_dir),
         },
@@ -175,8 +184,10 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
 
 def _config_dir(options: dict[str, Any]) -> Path:
     if not options.get("config"):
-        raise InputError("flmr-legacy needs `config` (--config DIR): a directory with config.json, "
-                         "query_tokenizer/ and context_tokenizer/, e.g. the pulled hub repo")
+        raise InputError(
+            "flmr-legacy needs `config` (--config DIR): a directory with config.json, "
+            "query_tokenizer/ and context_tokenizer/, e.g. the pulled hub repo"
+        )
     directory = Path(options["config"]).resolve()
     missing = [n for n in ("config.json", QUERY_TOKENIZER_DIR, CONTEXT_TOKENIZER_DIR) if not (directory / n).exists()]
     if missing:
@@ -198,7 +209,8 @@ def _kind(config: FLMRConfig) -> str:
     if config.separate_query_and_context_text_encoder != SEPARATE_TEXT_ENCODERS[kind]:
         raise FormatError(
             f"config.json: a {kind} model with separate_query_and_context_text_encoder="
-            f"{config.separate_query_and_context_text_encoder} has no legacy rule table")
+            f"{config.separate_query_and_context_text_encoder} has no legacy rule table"
+        )
     return kind
 
 
@@ -210,7 +222,7 @@ def _read_vision_dir(directory: Path) -> dict[str, torch.Tensor]:
     """CLIP weights (CLIPVisionModel or CLIPModel dir), or the vision tower of a hub-layout FLMR dir."""
     tensors = _read_weights(directory)
     if _model_type(directory) == "flmr":
-        return {k[len(_HUB_VISION_PREFIX):]: v for k, v in tensors.items() if k.startswith(_HUB_VISION_PREFIX)}
+        return {k[len(_HUB_VISION_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_HUB_VISION_PREFIX)}
     return tensors
 
 
@@ -247,8 +259,9 @@ def _check_vision_config(directory: Path, config: FLMRConfig) -> None:
     if data.get("model_type") in ("clip", "flmr"):
         data = data.get("vision_config", {})
     ours = config.vision_config
-    wrong = [f"{f}: {data[f]!r} vs {getattr(ours, f)!r}" for f in _CLIP_FIELDS
-             if f in data and data[f] != getattr(ours, f)]
+    wrong = [
+        f"{f}: {data[f]!r} vs {getattr(ours, f)!r}" for f in _CLIP_FIELDS if f in data and data[f] != getattr(ours, f)
+    ]
     if wrong:
         raise FormatError(f"{directory}: vision model differs from config.json's vision_config ({'; '.join(wrong)})")
 

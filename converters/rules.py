@@ -5,6 +5,7 @@ source variables that are not weights, e.g. optimizer slots). `plan` applies the
 source name that matches nothing, or two names that land on one target, is a MappingError.
 The returned plan is what verify's `weights` check replays.
 """
+
 from __future__ import annotations
 
 import re
@@ -95,9 +96,7 @@ def check_shapes(
     if missing:
         problems.append(f"missing from the checkpoint: {_few(missing)}")
     if unused:
-        problems.append(
-            "not used by the model: " + _few([f"{produced[t].source} (-> {t})" for t in unused])
-        )
+        problems.append("not used by the model: " + _few([f"{produced[t].source} (-> {t})" for t in unused]))
     for target, m in produced.items():
         if target not in expected:
             continue

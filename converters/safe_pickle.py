@@ -8,6 +8,7 @@ builtins, ...) with a FormatError, and replaces any other global with an inert p
 records its name and arguments but executes nothing. Tensors come back real; placeholders tell
 the caller what was not reconstructed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,26 +24,95 @@ import torch
 from zoo.errors import FormatError
 
 # "module.name" of every global the restricted unpickler hands out for real.
-SAFE_GLOBALS: frozenset[str] = frozenset({
-    "collections.OrderedDict", "collections.defaultdict", "collections.Counter",
-    "builtins.set", "builtins.frozenset", "builtins.slice", "builtins.complex", "builtins.bytearray",
-    "builtins.range", "_codecs.encode",
-    "torch.Size", "torch.device", "torch.Tensor",
-    "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3",
-    "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state",
-    "torch._tensor._rebuild_from_type_v2",
-    "numpy.dtype", "numpy.ndarray", "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-})
+SAFE_GLOBALS: frozenset[str] = frozenset(
+    {
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "collections.Counter",
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.slice",
+        "builtins.complex",
+        "builtins.bytearray",
+        "builtins.range",
+        "_codecs.encode",
+        "torch.Size",
+        "torch.device",
+        "torch.Tensor",
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+        "torch._tensor._rebuild_from_type_v2",
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+    }
+)
 # Globals from these modules are how pickles run code; finding one means the file is refused.
-DENIED_MODULES: frozenset[str] = frozenset({
-    "os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "shutil", "importlib", "runpy",
-    "code", "codeop", "pty", "socket", "ctypes", "pickle", "_pickle", "marshal", "types", "functools",
-    "operator", "io", "_io", "tempfile", "glob", "multiprocessing", "threading", "_thread",
-    "signal", "asyncio", "webbrowser", "pdb", "timeit", "platform", "sysconfig", "inspect", "gc", "ssl",
-    "urllib", "http", "ftplib", "smtplib", "requests", "dill", "cloudpickle", "yaml", "torch",
-    "numpy", "setuptools", "pip", "distutils", "site", "zipimport", "weakref", "atexit",
-})
+DENIED_MODULES: frozenset[str] = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "sys",
+        "subprocess",
+        "builtins",
+        "__builtin__",
+        "shutil",
+        "importlib",
+        "runpy",
+        "code",
+        "codeop",
+        "pty",
+        "socket",
+        "ctypes",
+        "pickle",
+        "_pickle",
+        "marshal",
+        "types",
+        "functools",
+        "operator",
+        "io",
+        "_io",
+        "tempfile",
+        "glob",
+        "multiprocessing",
+        "threading",
+        "_thread",
+        "signal",
+        "asyncio",
+        "webbrowser",
+        "pdb",
+        "timeit",
+        "platform",
+        "sysconfig",
+        "inspect",
+        "gc",
+        "ssl",
+        "urllib",
+        "http",
+        "ftplib",
+        "smtplib",
+        "requests",
+        "dill",
+        "cloudpickle",
+        "yaml",
+        "torch",
+        "numpy",
+        "setuptools",
+        "pip",
+        "distutils",
+        "site",
+        "zipimport",
+        "weakref",
+        "atexit",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +125,7 @@ class LoadedPickle:
 class Placeholder:
     """Stands in for an unknown global: absorbs construction and state, runs nothing."""
 
-    __slots__ = ("args", "state", "items")
+    __slots__ = ("args", "items", "state")
     global_name = "?"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Placeholder:  # NEWOBJ calls __new__ only
@@ -127,8 +197,16 @@ def load_torch_pickle(path: Path) -> LoadedPickle:
         obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError,
-            TypeError, zipfile.BadZipFile) as exc:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        AttributeError,
+        TypeError,
+        zipfile.BadZipFile,
+    ) as exc:
         raise FormatError(f"{path}: not a readable torch checkpoint ({exc})") from None
     return LoadedPickle(obj, True, tuple(sorted(seen)))
 

@@ -6,6 +6,7 @@ folder, or a checkpoint prefix (`.../model.ckpt`); the folder holding `*.index` 
 `bert_config.json`. Facts that are not tensors come from the files beside them: the encoder
 sizes from bert_config.json, the per-cell position reset from the `.meta` graph.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,17 +47,32 @@ _TOWER_TABLE: tuple[tuple[str, str, str], ...] = (
     (r"embeddings/token_type_embeddings_(\d+)", r"embeddings.token_type_embeddings_\2.weight", "identity"),
     (r"embeddings/LayerNorm/gamma", r"embeddings.LayerNorm.weight", "identity"),
     (r"embeddings/LayerNorm/beta", r"embeddings.LayerNorm.bias", "identity"),
-    (r"encoder/layer_(\d+)/attention/self/(query|key|value)/kernel",
-     r"encoder.layer.\2.attention.self.\3.weight", "transpose"),
-    (r"encoder/layer_(\d+)/attention/self/(query|key|value)/bias",
-     r"encoder.layer.\2.attention.self.\3.bias", "identity"),
-    (r"encoder/layer_(\d+)/attention/output/dense/kernel",
-     r"encoder.layer.\2.attention.output.dense.weight", "transpose"),
+    (
+        r"encoder/layer_(\d+)/attention/self/(query|key|value)/kernel",
+        r"encoder.layer.\2.attention.self.\3.weight",
+        "transpose",
+    ),
+    (
+        r"encoder/layer_(\d+)/attention/self/(query|key|value)/bias",
+        r"encoder.layer.\2.attention.self.\3.bias",
+        "identity",
+    ),
+    (
+        r"encoder/layer_(\d+)/attention/output/dense/kernel",
+        r"encoder.layer.\2.attention.output.dense.weight",
+        "transpose",
+    ),
     (r"encoder/layer_(\d+)/attention/output/dense/bias", r"encoder.layer.\2.attention.output.dense.bias", "identity"),
-    (r"encoder/layer_(\d+)/attention/output/LayerNorm/gamma",
-     r"encoder.layer.\2.attention.output.LayerNorm.weight", "identity"),
-    (r"encoder/layer_(\d+)/attention/output/LayerNorm/beta",
-     r"encoder.layer.\2.attention.output.LayerNorm.bias", "identity"),
+    (
+        r"encoder/layer_(\d+)/attention/output/LayerNorm/gamma",
+        r"encoder.layer.\2.attention.output.LayerNorm.weight",
+        "identity",
+    ),
+    (
+        r"encoder/layer_(\d+)/attention/output/LayerNorm/beta",
+        r"encoder.layer.\2.attention.output.LayerNorm.bias",
+        "identity",
+    ),
     (r"encoder/layer_(\d+)/intermediate/dense/kernel", r"encoder.layer.\2.intermediate.dense.weight", "transpose"),
     (r"encoder/layer_(\d+)/intermediate/dense/bias", r"encoder.layer.\2.intermediate.dense.bias", "identity"),
     (r"encoder/layer_(\d+)/output/dense/kernel", r"encoder.layer.\2.output.dense.weight", "transpose"),
@@ -70,8 +86,14 @@ _TOWER_TABLE: tuple[tuple[str, str, str], ...] = (
 # bert_config hidden_act -> transformers ACT2FN name; TF TAPAS "gelu" is the tanh form.
 _ACTIVATIONS = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh"}
 _REQUIRED = (
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-    "hidden_act", "max_position_embeddings", "type_vocab_size",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "max_position_embeddings",
+    "type_vocab_size",
 )
 NUM_TOKEN_TYPES = 7
 
@@ -106,8 +128,10 @@ def locate(folder: Path) -> CheckpointFiles:
     if not indexes:
         raise FormatError(f"{folder}: no TF checkpoint found (no *{INDEX_SUFFIX} file)")
     if len(indexes) > 1:
-        raise FormatError(f"{folder}: several checkpoints found ({', '.join(p.name for p in indexes)}); "
-                          "pass the checkpoint prefix you mean")
+        raise FormatError(
+            f"{folder}: several checkpoints found ({', '.join(p.name for p in indexes)}); "
+            "pass the checkpoint prefix you mean"
+        )
     return _files_for(Path(str(indexes[0])[: -len(INDEX_SUFFIX)]))
 
 
@@ -257,16 +281,19 @@ def resolve_reset(files: CheckpointFiles, options: Mapping[str, Any], *, default
     if files.meta is not None:
         found = detect_reset(files.meta)
         if given is not None and bool(given) != found:
-            raise FormatError(f"{files.meta.name} says reset_position_index_per_cell={found}, "
-                              f"but the option says {bool(given)}")
+            raise FormatError(
+                f"{files.meta.name} says reset_position_index_per_cell={found}, but the option says {bool(given)}"
+            )
         return found
     if given is not None:
         return bool(given)
     if default is not None:
         return default
-    raise FormatError(f"{files.prefix.parent}: no {files.prefix.name}{META_SUFFIX} graph to tell whether the "
-                      "checkpoint used per-cell position reset; pass --reset-position-index-per-cell yes|no "
-                      "(option reset_position_index_per_cell)")
+    raise FormatError(
+        f"{files.prefix.parent}: no {files.prefix.name}{META_SUFFIX} graph to tell whether the "
+        "checkpoint used per-cell position reset; pass --reset-position-index-per-cell yes|no "
+        "(option reset_position_index_per_cell)"
+    )
 
 
 def read_bert_config(path: Path) -> dict[str, Any]:
@@ -288,13 +315,21 @@ def read_bert_config(path: Path) -> dict[str, Any]:
         raise FormatError(f"{path}: unsupported hidden_act {act!r} (known: {', '.join(_ACTIVATIONS)})")
     if float(raw.get("softmax_temperature", 1.0)) != 1.0:
         raise FormatError(f"{path}: softmax_temperature {raw['softmax_temperature']} is not supported (only 1.0)")
-    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                "intermediate_size", "max_position_embeddings"):
+    for key in (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+    ):
         if not isinstance(raw[key], int) or raw[key] <= 0:
             raise FormatError(f"{path}: {key} must be a positive int, got {raw[key]!r}")
     if raw["hidden_size"] % raw["num_attention_heads"]:
-        raise FormatError(f"{path}: hidden_size {raw['hidden_size']} is not a multiple of "
-                          f"num_attention_heads {raw['num_attention_heads']}")
+        raise FormatError(
+            f"{path}: hidden_size {raw['hidden_size']} is not a multiple of "
+            f"num_attention_heads {raw['num_attention_heads']}"
+        )
     return {
         "vocab_size": raw["vocab_size"],
         "hidden_size": raw["hidden_size"],
@@ -380,8 +415,12 @@ def copy_tokenizer_files(files: CheckpointFiles, out: Path, model_max_length: in
         "tokenizer_class": "TapasTokenizer",
         "do_lower_case": True,
         "model_max_length": model_max_length,
-        "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
-        "mask_token": "[MASK]", "empty_token": "[EMPTY]",
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+        "empty_token": "[EMPTY]",
     }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     return [VOCAB_NAME, "tokenizer_config.json"]

@@ -5,6 +5,7 @@ logit), `output_weights_cls [2, H]` / `output_bias_cls [2]` (relevance on the po
 `loss/span_output_weights [2H]` / `loss/span_output_bias []` (span head). Whether the reader
 reset positions per cell is read from the `.meta` graph; without one the caller must say.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -68,9 +69,11 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             architectures=[TapasReader.__name__],
         )
         identity = write_model(source, the_plan, TapasReader, config, out, progress, FORMAT)
-        notes = [] if from_graph else [
-            f"reset_position_index_per_cell={reset} was given by the caller (the source has no .meta graph)."
-        ]
+        notes = (
+            []
+            if from_graph
+            else [f"reset_position_index_per_cell={reset} was given by the caller (the source has no .meta graph)."]
+        )
         if source.files.vocab is None:
             notes.append("The source has no vocab.txt; no tokenizer files were written.")
         return ConversionResult(

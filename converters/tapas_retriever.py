@@ -6,6 +6,7 @@ same [D, H] weight: no transpose). A checkpoint with only `bert/` is a single-en
 the original copied it into both towers (init_from_single_encoder); `single_tower_view` does
 the same as a pure aliasing pre-pass, and the result says so in its notes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -29,7 +30,11 @@ from zoo.models.tapas import TapasDualEncoder, TapasDualEncoderConfig
 
 FORMAT = "tapas-retriever"
 FAMILY = "tapas"
-OPTIONS = ("reset_position_index_per_cell", "max_query_length", "single_tower")  # what `zoo convert` accepts for this format
+OPTIONS = (
+    "reset_position_index_per_cell",
+    "max_query_length",
+    "single_tower",
+)  # what `zoo convert` accepts for this format
 TABLE_SCOPE, QUESTION_SCOPE = "bert/", "bert_1/"
 DEFAULT_MAX_QUERY_LENGTH = 128
 READER_MARK = "output_weights_cls"  # the reader's relevance head: this is not a dual encoder
@@ -44,9 +49,10 @@ __all__ = ["FAMILY", "FORMAT", "OPTIONS", "RULES", "SKIP", "convert", "open_sour
 
 def single_tower_view(reader) -> AliasView:
     """init_from_single_encoder: every bert_1/X reads bert/X (the table tower feeds both towers)."""
-    return AliasView(reader, {
-        QUESTION_SCOPE + name[len(TABLE_SCOPE):]: name for name in reader.names() if name.startswith(TABLE_SCOPE)
-    })
+    return AliasView(
+        reader,
+        {QUESTION_SCOPE + name[len(TABLE_SCOPE) :]: name for name in reader.names() if name.startswith(TABLE_SCOPE)},
+    )
 
 
 def _is_single_tower(names: list[str]) -> bool:
@@ -62,8 +68,10 @@ def open_source(src: Path, options: Mapping[str, Any]) -> TapasSource:
         single = _is_single_tower(source.names())
         given = options.get("single_tower")
         if given is not None and bool(given) != single:
-            raise FormatError(f"{src}: single_tower={bool(given)} was asked for, but the checkpoint "
-                              f"{'holds only bert/' if single else 'holds both towers'}")
+            raise FormatError(
+                f"{src}: single_tower={bool(given)} was asked for, but the checkpoint "
+                f"{'holds only bert/' if single else 'holds both towers'}"
+            )
         if single:
             source.reader = single_tower_view(source.reader)
         return source
@@ -100,15 +108,20 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
         identity = write_model(source, the_plan, TapasDualEncoder, config, out, progress, FORMAT)
         notes = []
         if single:
-            notes.append("The checkpoint holds a single encoder (bert/ only); it was copied into both the "
-                         "question and the table tower, as the original init_from_single_encoder did.")
+            notes.append(
+                "The checkpoint holds a single encoder (bert/ only); it was copied into both the "
+                "question and the table tower, as the original init_from_single_encoder did."
+            )
         if source.files.vocab is None:
             notes.append("The source has no vocab.txt; no tokenizer files were written.")
         return ConversionResult(
             plan=the_plan,
             config=config.to_dict(),
             source=identity,
-            options={"single_tower": single, "reset_position_index_per_cell": reset,
-                     "max_query_length": max_query_length},
+            options={
+                "single_tower": single,
+                "reset_position_index_per_cell": reset,
+                "max_query_length": max_query_length,
+            },
             notes=tuple(notes),
         )

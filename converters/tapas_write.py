@@ -7,6 +7,7 @@ prefetch thread reads and transposes the next tensor while the current one is wr
 another hashes the source files meanwhile (all three are I/O or release the GIL). At most
 PREFETCH tensors wait in memory, so the peak stays near a few tensors, not the model.
 """
+
 from __future__ import annotations
 
 import queue
@@ -47,7 +48,7 @@ def _prefetched(specs: list[TensorSpec], make) -> Iterator[tuple[str, np.ndarray
                 return
             try:
                 item = (spec.name, make(spec))
-            except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            except Exception as exc:
                 item = (spec.name, exc)
             while not stop.is_set():
                 try:
@@ -71,8 +72,9 @@ def _prefetched(specs: list[TensorSpec], make) -> Iterator[tuple[str, np.ndarray
         worker.join()
 
 
-def write_model(source: TapasSource, the_plan: Plan, model_cls, config, out: Path, progress: bool,
-                fmt: str) -> dict[str, Any]:
+def write_model(
+    source: TapasSource, the_plan: Plan, model_cls, config, out: Path, progress: bool, fmt: str
+) -> dict[str, Any]:
     """Check `the_plan` against the model, write safetensors, config.json and tokenizer files into
     `out`, and return the source's identity record (hashed concurrently)."""
     expected = expected_shapes(model_cls, config)
@@ -99,8 +101,9 @@ def write_model(source: TapasSource, the_plan: Plan, model_cls, config, out: Pat
             return value
 
         try:
-            with tqdm(total=sum(s.nbytes for s in specs), unit="B", unit_scale=True, disable=not progress,
-                      desc="convert") as bar:
+            with tqdm(
+                total=sum(s.nbytes for s in specs), unit="B", unit_scale=True, disable=not progress, desc="convert"
+            ) as bar:
                 write_safetensors(out, specs, produce, on_tensor=lambda s: bar.update(s.nbytes))
         finally:
             stream.close()

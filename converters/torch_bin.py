@@ -7,6 +7,7 @@ dtype and bytes; tied weights, which share storage in the pickle, are written as
 copies so nothing is dropped. The written files are re-read and compared bit for bit before
 the function returns.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ class BinConversion:
     tensors: int
 
     def note(self) -> str:
-        return (f"converted {', '.join(self.replaced)} to {', '.join(self.written)} "
-                f"({self.tensors} tensors, bit-identical, loaded with torch.load(weights_only=True))")
+        return (
+            f"converted {', '.join(self.replaced)} to {', '.join(self.written)} "
+            f"({self.tensors} tensors, bit-identical, loaded with torch.load(weights_only=True))"
+        )
 
 
 def bin_only_dirs(root: Path) -> list[Path]:
@@ -115,13 +118,12 @@ def _check_identical(state: dict, target: Path, names: list[str]) -> None:
     for name in names:
         if name.endswith(".safetensors"):
             with safe_open(str(target / name), framework="pt") as fh:
-                found.update({k: fh.get_tensor(k) for k in fh.keys()})
+                found.update({k: fh.get_tensor(k) for k in fh})
     if set(found) != set(state):
         raise ConversionError(f"{target}: safetensors holds {len(found)} tensors, the .bin {len(state)}")
     for key, tensor in state.items():
         other = found[key]
-        if other.dtype != tensor.dtype or other.shape != tensor.shape or not torch.equal(
-                _bytes(other), _bytes(tensor)):
+        if other.dtype != tensor.dtype or other.shape != tensor.shape or not torch.equal(_bytes(other), _bytes(tensor)):
             raise ConversionError(f"{target}: tensor {key!r} changed on the way to safetensors")
 
 

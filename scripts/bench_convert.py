@@ -12,6 +12,7 @@ Prints peak RSS / checkpoint size (target <= 0.5) and conversion throughput / co
 
     python scripts/bench_convert.py [--small] [--workdir DIR] [--keep]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-LARGE = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096,
-         "vocab_size": 30522, "max_position_embeddings": 512, "down_projection_dim": 256}
+LARGE = {
+    "num_hidden_layers": 24,
+    "hidden_size": 1024,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+    "vocab_size": 30522,
+    "max_position_embeddings": 512,
+    "down_projection_dim": 256,
+}
 SMALL = {**LARGE, "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024}
 
 # Runs in the child: imports first, then reset the peak-RSS counter, then convert.
@@ -100,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         out = work / "converted"
         out.mkdir()
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(out), str(REPO)],
-                              capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(src), str(out), str(REPO)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         if proc.returncode:
             print(proc.stderr, file=sys.stderr)
             return 1
@@ -123,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(json.dumps(report, indent=2))
         ok = report["peak_rss_ratio"] <= 0.5 and report["throughput_ratio"] >= 0.4
-        print(f"peak RSS / checkpoint size = {report['peak_rss_ratio']} (target <= 0.5); "
-              f"conversion / copy throughput = {report['throughput_ratio']} (target >= 0.4): "
-              f"{'OK' if ok else 'MISSED'}")
+        print(
+            f"peak RSS / checkpoint size = {report['peak_rss_ratio']} (target <= 0.5); "
+            f"conversion / copy throughput = {report['throughput_ratio']} (target >= 0.4): "
+            f"{'OK' if ok else 'MISSED'}"
+        )
         return 0 if ok else 1
     finally:
         if not args.keep:

@@ -14,6 +14,7 @@ miniature (4 layers, hidden 512, 8 heads; TAPAS small retriever, 512-token table
 256-wide 4-layer DistilBERT for SPLADE (256 tokens), and for FLMR a 4x512 text encoder with a
 6-layer 384-wide ViT/32 at 224 px (512-token passages, 32-token queries).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,16 +56,27 @@ def tapas_case(size: str, items: int, batch_size: int, folder: Path):
 
     vocab = make.vocab(make.CheckpointSpec())
     dims = SMALL_BERT if size == "small" else TINY_BERT
-    config = TapasDualEncoderConfig(vocab_size=len(vocab), type_vocab_sizes=list(make.TOKEN_TYPE_SIZES),
-                                    max_position_embeddings=512 if size == "small" else 64,
-                                    down_projection_dim=256 if size == "small" else 8, **dims)
+    config = TapasDualEncoderConfig(
+        vocab_size=len(vocab),
+        type_vocab_sizes=list(make.TOKEN_TYPE_SIZES),
+        max_position_embeddings=512 if size == "small" else 64,
+        down_projection_dim=256 if size == "small" else 8,
+        **dims,
+    )
     TapasDualEncoder(config).save_pretrained(folder)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     words = [w for w in vocab[6:] if not w.startswith("##")]
     rng = random.Random(0)
     rows, cols = (12, 5) if size == "small" else (3, 3)
-    tables = [Table(f"t{i}", _words(words, 4, rng), tuple(_words(words, 1, rng) for _ in range(cols)),
-                    tuple(tuple(_words(words, 2, rng) for _ in range(cols)) for _ in range(rows))) for i in range(items)]
+    tables = [
+        Table(
+            f"t{i}",
+            _words(words, 4, rng),
+            tuple(_words(words, 1, rng) for _ in range(cols)),
+            tuple(tuple(_words(words, 2, rng) for _ in range(cols)) for _ in range(rows)),
+        )
+        for i in range(items)
+    ]
     retriever = TorchRetriever(folder, _context(batch_size))
     return lambda: retriever.tables(tables)
 
@@ -80,8 +92,17 @@ def splade_case(size: str, items: int, batch_size: int, folder: Path):
     repo = splade_factory.write_repo(folder / "repo")
     vocab = list(splade_factory.vocabulary())
     if size == "small":
-        DistilBertForMaskedLM(DistilBertConfig(vocab_size=len(vocab), dim=256, n_layers=4, n_heads=4, hidden_dim=1024,
-                                               max_position_embeddings=512, pad_token_id=0)).save_pretrained(repo)
+        DistilBertForMaskedLM(
+            DistilBertConfig(
+                vocab_size=len(vocab),
+                dim=256,
+                n_layers=4,
+                n_heads=4,
+                hidden_dim=1024,
+                max_position_embeddings=512,
+                pad_token_id=0,
+            )
+        ).save_pretrained(repo)
         (repo / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 256, "do_lower_case": False}))
     model = load_sparse_encoder(repo, device="cpu")
     rng = random.Random(0)
@@ -90,10 +111,10 @@ def splade_case(size: str, items: int, batch_size: int, folder: Path):
 
 
 def _flmr(size: str, folder: Path):
-    from zoo.models.flmr import FLMRModelForRetrieval
-    from zoo.models.flmr import FLMRConfig
     from zoo.models.flmr import (
+        FLMRConfig,
         FLMRContextEncoderTokenizer,
+        FLMRModelForRetrieval,
         FLMRQueryEncoderTokenizer,
     )
 
@@ -101,8 +122,14 @@ def _flmr(size: str, folder: Path):
     config = json.loads((golden / "config.json").read_text())
     if size == "small":
         config["text_config"].update(SMALL_BERT, max_position_embeddings=512)
-        config["vision_config"].update(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
-                                       intermediate_size=1536, image_size=224, patch_size=32)
+        config["vision_config"].update(
+            hidden_size=384,
+            num_hidden_layers=6,
+            num_attention_heads=6,
+            intermediate_size=1536,
+            image_size=224,
+            patch_size=32,
+        )
         config.update(dim=128, mapping_network_prefix_length=32, transformer_mapping_cross_attention_length=32)
     (folder / "config.json").write_text(json.dumps(config))
     doc_maxlen = 512 if size == "small" else 24
@@ -128,14 +155,19 @@ def flmr_queries_case(size: str, items: int, batch_size: int, folder: Path):
 
     model, words, image_size = _flmr(size, folder)
     rng = random.Random(0)
-    queries = [M2KRQuery(f"q{i}", "using the provided image obtain documents", _words(words, 8, rng), None, (), None)
-               for i in range(items)]
+    queries = [
+        M2KRQuery(f"q{i}", "using the provided image obtain documents", _words(words, 8, rng), None, (), None)
+        for i in range(items)
+    ]
     processor = image_processor(folder, image_size)
     return lambda: _queries(model, queries, processor, folder, batch_size, "cpu")
 
 
-CASES = {"tapas": [("tables", tapas_case)], "splade": [("documents", splade_case)],
-         "flmr": [("passages", flmr_passages_case), ("image queries", flmr_queries_case)]}
+CASES = {
+    "tapas": [("tables", tapas_case)],
+    "splade": [("documents", splade_case)],
+    "flmr": [("passages", flmr_passages_case), ("image queries", flmr_queries_case)],
+}
 
 
 def measure(family: str, size: str, items: int, batch_size: int) -> list[dict]:
@@ -150,9 +182,18 @@ def measure(family: str, size: str, items: int, batch_size: int) -> list[dict]:
             start = time.perf_counter()
             encode()
             seconds = time.perf_counter() - start
-        out.append({"family": family, "size": size, "items": label, "count": items, "batch_size": batch_size,
-                    "seconds": round(seconds, 3), "items_per_s": round(items / seconds, 2),
-                    "threads": torch.get_num_threads()})
+        out.append(
+            {
+                "family": family,
+                "size": size,
+                "items": label,
+                "count": items,
+                "batch_size": batch_size,
+                "seconds": round(seconds, 3),
+                "items_per_s": round(items / seconds, 2),
+                "threads": torch.get_num_threads(),
+            }
+        )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [{**row, "peak_rss_mb": round(peak_mb, 1)} for row in out]
 
@@ -174,9 +215,23 @@ def main(argv: list[str] | None = None) -> int:
     for family in args.families:
         for size in args.sizes:
             child = subprocess.run(
-                [sys.executable, __file__, "--child", family, size, "--items", str(args.items),
-                 "--batch-size", str(args.batch_size)],
-                capture_output=True, text=True, check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    family,
+                    size,
+                    "--items",
+                    str(args.items),
+                    "--batch-size",
+                    str(args.batch_size),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             if child.returncode != 0:
                 print(child.stderr, file=sys.stderr)
                 return child.returncode
@@ -186,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{'family':7} {'size':6} {'items':14} {'count':>5} {'items/s':>9} {'peak RSS MB':>12}")
     for r in rows:
-        print(f"{r['family']:7} {r['size']:6} {r['items']:14} {r['count']:5} {r['items_per_s']:9.2f} {r['peak_rss_mb']:12.1f}")
+        print(
+            f"{r['family']:7} {r['size']:6} {r['items']:14} {r['count']:5} {r['items_per_s']:9.2f} "
+            f"{r['peak_rss_mb']:12.1f}"
+        )
     print(f"(CPU, {rows[0]['threads']} threads, batch size {args.batch_size}; peak RSS is the whole process's)")
     return 0
 

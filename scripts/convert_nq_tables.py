@@ -10,6 +10,7 @@ SRC/interactions/<split>.tfrecord (Interaction protos: questions with their gold
 writes OUT/tables.jsonl and OUT/<split>.jsonl (format: docs/benchmarks.md). No TensorFlow and no
 tapas package needed: zoo.benchmarks.nq_tfrecord decodes the protobuf wire format itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     tables_file = args.src / "tables" / "tables.tfrecord"
     interactions = sorted((args.src / "interactions").glob("*.tfrecord"))
     if not tables_file.is_file() or not interactions:
-        print(f"convert_nq_tables: expected {tables_file} and {args.src / 'interactions'}/<split>.tfrecord",
-              file=sys.stderr)
+        print(
+            f"convert_nq_tables: expected {tables_file} and {args.src / 'interactions'}/<split>.tfrecord",
+            file=sys.stderr,
+        )
         return 2
     print(f"tables.jsonl: {_write(args.out / 'tables.jsonl', (table(r) for r in read_tfrecord(tables_file)))} tables")
     for path in interactions:

@@ -6,6 +6,7 @@ and ZOO_MIRRORS points zoo at that server, so the registry entry, its real URL p
 integrity check run exactly as they would against storage.googleapis.com. The first pull pins
 the zip's sha256 (trust on first use) in the demo's own cache, never in ~/.cache/zoo.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,6 @@ def use(env: dict[str, str]) -> None:
     os.environ.update(env)
     import pandas as pd
     import torch
-
     from transformers.utils import logging as hf_logging
 
     import zoo
@@ -48,14 +48,16 @@ def use(env: dict[str, str]) -> None:
     path = zoo.resolve(MODEL)
     model = zoo.load(MODEL).eval()
     text = TapasTextEncoder.from_pretrained(path)
-    tables = [pd.DataFrame({"city": ["paris", "berlin"], "year": ["1999", "2001"]}),
-              pd.DataFrame({"team": ["the reds", "the blues"], "wins": ["3", "7"]})]
+    tables = [
+        pd.DataFrame({"city": ["paris", "berlin"], "year": ["1999", "2001"]}),
+        pd.DataFrame({"team": ["the reds", "the blues"], "wins": ["3", "7"]}),
+    ]
     questions = ["which city was in 1999", "how many wins for the reds"]
     with torch.no_grad():
         q = model.embed_questions(questions, text)
         t = model.embed_tables(tables, ["cities", "teams"], text)
     print(f"\n$ python: zoo.load({MODEL!r}) -> {type(model).__name__}; question x table scores (random tiny weights):")
-    for question, row in zip(questions, (q @ t.T).tolist()):
+    for question, row in zip(questions, (q @ t.T).tolist(), strict=False):
         print(f"  {question!r:32} " + "  ".join(f"{s:+.4f}" for s in row))
 
 

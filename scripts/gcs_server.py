@@ -9,10 +9,12 @@ GET /_stats returns the request log and the body bytes served per object.
 
     python scripts/gcs_server.py --root DIR --port 0 --drop-after 4096 --drop-times 2
 """
+
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -83,8 +85,9 @@ class GCSServer:
         return f"{self.base_url}/{object_path.lstrip('/')}"
 
     def start(self) -> GCSServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="gcs-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="gcs-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -132,8 +135,14 @@ class GCSServer:
         data = path.read_bytes()
         crc = google_crc32c.Checksum(data).digest()
         md5 = hashlib.md5(data).digest()
-        obj = _Object(path, len(data), f'"{md5.hex()}"', base64.b64encode(md5).decode(),
-                      base64.b64encode(crc).decode(), str(st.st_mtime_ns // 1000))
+        obj = _Object(
+            path,
+            len(data),
+            f'"{md5.hex()}"',
+            base64.b64encode(md5).decode(),
+            base64.b64encode(crc).decode(),
+            str(st.st_mtime_ns // 1000),
+        )
         with self._lock:
             self._objects[key] = obj
         return obj
@@ -156,7 +165,7 @@ class GCSServer:
             self.bytes_served[path] = self.bytes_served.get(path, 0) + n
 
 
-def _parse_range(value: str, size: int) -> tuple[int, int] | None | str:
+def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
     """`bytes=A-B`, `bytes=A-` or `bytes=-N` -> (start, end inclusive); None to ignore; 'bad' for 416."""
     if not value.startswith("bytes=") or "," in value:
         return None
@@ -223,8 +232,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, head: bool) -> None:
         path = urlsplit(self.path).path
-        record = {"method": self.command, "path": path, "range": self.headers.get("Range"),
-                  "if_match": self.headers.get("If-Match"), "status": None}
+        record = {
+            "method": self.command,
+            "path": path,
+            "range": self.headers.get("Range"),
+            "if_match": self.headers.get("If-Match"),
+            "status": None,
+        }
         self.gcs.log(record)
         if self.gcs.take("fail_first"):
             record["status"] = 503
@@ -308,16 +322,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--omit-md5", action="store_true", help="x-goog-hash without md5 (composite objects)")
     parser.add_argument("--ignore-range", action="store_true", help="answer Range requests with 200")
     args = parser.parse_args(argv)
-    faults = Faults(drop_after=args.drop_after, drop_times=args.drop_times if args.drop_after else 0,
-                    corrupt_offset=args.corrupt_offset, fail_first=args.fail_first, throttle=args.throttle,
-                    omit_md5=args.omit_md5, ignore_range=args.ignore_range)
+    faults = Faults(
+        drop_after=args.drop_after,
+        drop_times=args.drop_times if args.drop_after else 0,
+        corrupt_offset=args.corrupt_offset,
+        fail_first=args.fail_first,
+        throttle=args.throttle,
+        omit_md5=args.omit_md5,
+        ignore_range=args.ignore_range,
+    )
     server = GCSServer(args.root, args.port, faults)
     print(server.port, flush=True)
     print(f"serving {server.root} at {server.base_url}/BUCKET/OBJECT", file=sys.stderr, flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -14,6 +14,7 @@ size; `HubServer.stats()` (also `GET /_stats`) counts requests and per-file down
 
     python scripts/hub_server.py ROOT [--port 0] [--lfs-threshold 1024] [--tamper org/name:path[@offset]]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -178,10 +179,20 @@ def model_info(repo: str, rev: Revision, blobs: bool) -> dict[str, Any]:
                 sib["lfs"] = {"sha256": e.sha256, "size": e.size, "pointerSize": e.pointer_size}
         siblings.append(sib)
     return {
-        "_id": hashlib.sha1(repo.encode()).hexdigest()[:24], "id": repo, "modelId": repo,
-        "author": repo.split("/")[0], "sha": rev.commit, "lastModified": _iso(rev.modified),
-        "createdAt": _iso(rev.modified), "private": False, "disabled": False, "gated": False,
-        "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
+        "_id": hashlib.sha1(repo.encode()).hexdigest()[:24],
+        "id": repo,
+        "modelId": repo,
+        "author": repo.split("/")[0],
+        "sha": rev.commit,
+        "lastModified": _iso(rev.modified),
+        "createdAt": _iso(rev.modified),
+        "private": False,
+        "disabled": False,
+        "gated": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+        "siblings": siblings,
         "usedStorage": sum(e.size for e in rev.files.values()),
     }
 
@@ -192,7 +203,7 @@ def tree_listing(rev: Revision, path: str, recursive: bool, expand: bool) -> lis
         raise NotFound("EntryNotFound", f"{path} does not exist on {rev.branch}", rev.commit)
 
     def wanted(p: str) -> bool:
-        return p.startswith(prefix) and (recursive or "/" not in p[len(prefix):])
+        return p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :])
 
     last_commit = {"id": rev.commit, "title": "zoo hub server snapshot", "date": _iso(rev.modified)}
     out: list[dict[str, Any]] = []
@@ -240,8 +251,7 @@ class HubServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> HubServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hub-server",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hub-server", daemon=True)
         self._thread.start()
         return self
 
@@ -277,8 +287,12 @@ class HubServer:
     def stats(self) -> dict[str, Any]:
         """Requests by kind ("GET resolve", "HEAD resolve", "GET model_info", ...), GETs per "repo/path", the log."""
         with self._lock:
-            return {"requests": sum(self._counts.values()), "counts": dict(self._counts),
-                    "downloads": dict(self._downloads), "log": list(self._log)}
+            return {
+                "requests": sum(self._counts.values()),
+                "counts": dict(self._counts),
+                "downloads": dict(self._downloads),
+                "log": list(self._log),
+            }
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -359,11 +373,14 @@ class _HubHandler(BaseHTTPRequestHandler):
             return model_info(repo, self.hub.index.resolve(repo, rest[1]), query.get("blobs") in truthy)
         if rest[0] == "tree" and len(rest) >= 2:
             rev = self.hub.index.resolve(repo, rest[1])
-            return tree_listing(rev, "/".join(rest[2:]), query.get("recursive") in truthy,
-                                query.get("expand") in truthy)
+            return tree_listing(
+                rev, "/".join(rest[2:]), query.get("recursive") in truthy, query.get("expand") in truthy
+            )
         if rest == ["refs"]:
-            branches = [{"name": r.branch, "ref": f"refs/heads/{r.branch}", "targetCommit": r.commit}
-                        for r in self.hub.index.revisions(repo).values()]
+            branches = [
+                {"name": r.branch, "ref": f"refs/heads/{r.branch}", "targetCommit": r.commit}
+                for r in self.hub.index.revisions(repo).values()
+            ]
             return {"branches": branches, "tags": [], "converts": []}
         self.hub.index.repo_dir(repo)  # unknown repo wins over unknown route
         raise NotFound("EntryNotFound", f"unsupported API route {'/'.join(rest)}")
@@ -467,8 +484,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("root", type=Path, help="directory holding <org>/<name>/ repos")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     parser.add_argument("--lfs-threshold", type=int, default=1024, help="files above this many bytes are LFS")
-    parser.add_argument("--tamper", action="append", default=[], metavar="ORG/NAME:PATH[@OFFSET]",
-                        help="serve PATH with one flipped byte (oid and size unchanged)")
+    parser.add_argument(
+        "--tamper",
+        action="append",
+        default=[],
+        metavar="ORG/NAME:PATH[@OFFSET]",
+        help="serve PATH with one flipped byte (oid and size unchanged)",
+    )
     args = parser.parse_args(argv)
     server = HubServer(args.root, args.port, args.lfs_threshold)
     for spec in args.tamper:

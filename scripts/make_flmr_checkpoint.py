@@ -8,6 +8,7 @@ OUT_DIR/hf (hub layout), OUT_DIR/legacy.ckpt (no vision tower) and OUT_DIR/clip_
 OUT_DIR/clip_vision`). --malicious also writes OUT_DIR/malicious.ckpt, whose unpickling would
 create OUT_DIR/PWNED. The logic lives in tests/flmr_factory.py, shared with the tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from flmr_factory import make_flmr, make_malicious_ckpt  # noqa: E402
+from flmr_factory import make_flmr, make_malicious_ckpt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ Serve it with scripts/hub_server.py (OUT must then be ROOT/<org>/<name>). `--gol
 recomputes FILE's similarities with the plain-transformers reference and writes them back: that
 is how the stored values were made (once; the tests never recompute them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path, help="directory to create")
     parser.add_argument("--layout", choices=LAYOUTS, default="v5")
-    parser.add_argument("--weights", choices=WEIGHTS, default="safetensors",
-                        help="bin: pytorch_model.bin only, like older Hub repos")
+    parser.add_argument(
+        "--weights", choices=WEIGHTS, default="safetensors", help="bin: pytorch_model.bin only, like older Hub repos"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--golden", type=Path, help="JSON with query/documents: fill in its similarities")
     args = parser.parse_args(argv)

@@ -15,6 +15,7 @@ shard, and TensorFlow holds the model once while the Saver writes it tensor by t
 
     python scripts/make_tapas_checkpoint.py OUT_DIR --kind reader --reset --zip
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,12 +31,80 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PREFIX_NAME = "model.ckpt"
 SPECIAL_TOKENS = ["[PAD]", "[EMPTY]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
-    "the", "of", "and", "in", "to", "a", "is", "was", "for", "on", "as", "by", "with", "city", "year",
-    "name", "population", "country", "team", "player", "club", "season", "game", "film", "song", "album",
-    "river", "state", "county", "town", "capital", "school", "what", "who", "when", "where", "which",
-    "how", "many", "most", "first", "last", "largest", "paris", "london", "berlin", "rome", "0", "1", "2",
-    "3", "4", "5", "6", "7", "8", "9", "10", "100", "1990", "2000", "2010", ",", ".", "?", "-", "(", ")",
-    ":", "##s", "##ed", "##ing", "##er", "##ly",
+    "the",
+    "of",
+    "and",
+    "in",
+    "to",
+    "a",
+    "is",
+    "was",
+    "for",
+    "on",
+    "as",
+    "by",
+    "with",
+    "city",
+    "year",
+    "name",
+    "population",
+    "country",
+    "team",
+    "player",
+    "club",
+    "season",
+    "game",
+    "film",
+    "song",
+    "album",
+    "river",
+    "state",
+    "county",
+    "town",
+    "capital",
+    "school",
+    "what",
+    "who",
+    "when",
+    "where",
+    "which",
+    "how",
+    "many",
+    "most",
+    "first",
+    "last",
+    "largest",
+    "paris",
+    "london",
+    "berlin",
+    "rome",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "10",
+    "100",
+    "1990",
+    "2000",
+    "2010",
+    ",",
+    ".",
+    "?",
+    "-",
+    "(",
+    ")",
+    ":",
+    "##s",
+    "##ed",
+    "##ing",
+    "##er",
+    "##ly",
 ]
 TOKEN_TYPE_SIZES = (3, 256, 256, 2, 256, 256, 10)
 
@@ -86,13 +155,20 @@ def tower_shapes(scope: str, spec: CheckpointSpec) -> dict[str, tuple[int, ...]]
         for name in ("query", "key", "value"):
             shapes[f"{p}/attention/self/{name}/kernel"] = (h, h)
             shapes[f"{p}/attention/self/{name}/bias"] = (h,)
-        shapes.update({
-            f"{p}/attention/output/dense/kernel": (h, h), f"{p}/attention/output/dense/bias": (h,),
-            f"{p}/attention/output/LayerNorm/gamma": (h,), f"{p}/attention/output/LayerNorm/beta": (h,),
-            f"{p}/intermediate/dense/kernel": (h, inter), f"{p}/intermediate/dense/bias": (inter,),
-            f"{p}/output/dense/kernel": (inter, h), f"{p}/output/dense/bias": (h,),
-            f"{p}/output/LayerNorm/gamma": (h,), f"{p}/output/LayerNorm/beta": (h,),
-        })
+        shapes.update(
+            {
+                f"{p}/attention/output/dense/kernel": (h, h),
+                f"{p}/attention/output/dense/bias": (h,),
+                f"{p}/attention/output/LayerNorm/gamma": (h,),
+                f"{p}/attention/output/LayerNorm/beta": (h,),
+                f"{p}/intermediate/dense/kernel": (h, inter),
+                f"{p}/intermediate/dense/bias": (inter,),
+                f"{p}/output/dense/kernel": (inter, h),
+                f"{p}/output/dense/bias": (h,),
+                f"{p}/output/LayerNorm/gamma": (h,),
+                f"{p}/output/LayerNorm/beta": (h,),
+            }
+        )
     return shapes
 
 
@@ -107,11 +183,16 @@ def variable_shapes(spec: CheckpointSpec) -> dict[str, tuple[int, ...]]:
             shapes["table_projection"] = (spec.down_projection_dim, h)
             shapes["text_projection"] = (spec.down_projection_dim, h)
     elif spec.kind == "reader":
-        shapes.update({
-            "output_weights": (h,), "output_bias": (),
-            "output_weights_cls": (2, h), "output_bias_cls": (2,),
-            "loss/span_output_weights": (2 * h,), "loss/span_output_bias": (),
-        })
+        shapes.update(
+            {
+                "output_weights": (h,),
+                "output_bias": (),
+                "output_weights_cls": (2, h),
+                "output_bias_cls": (2,),
+                "loss/span_output_weights": (2 * h,),
+                "loss/span_output_bias": (),
+            }
+        )
     else:
         raise ValueError(f"unknown kind {spec.kind!r}")
     return shapes
@@ -142,12 +223,19 @@ def checkpoint_shapes(spec: CheckpointSpec) -> dict[str, tuple[tuple[int, ...], 
 
 def bert_config(spec: CheckpointSpec) -> dict:
     return {
-        "vocab_size": spec.vocab_size, "hidden_size": spec.hidden_size,
-        "num_hidden_layers": spec.num_hidden_layers, "num_attention_heads": spec.num_attention_heads,
-        "intermediate_size": spec.intermediate_size, "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-        "max_position_embeddings": spec.max_position_embeddings, "type_vocab_size": list(spec.type_vocab_sizes),
-        "initializer_range": spec.initializer_range, "softmax_temperature": 1.0, **spec.bert_config_extra,
+        "vocab_size": spec.vocab_size,
+        "hidden_size": spec.hidden_size,
+        "num_hidden_layers": spec.num_hidden_layers,
+        "num_attention_heads": spec.num_attention_heads,
+        "intermediate_size": spec.intermediate_size,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "type_vocab_size": list(spec.type_vocab_sizes),
+        "initializer_range": spec.initializer_range,
+        "softmax_temperature": 1.0,
+        **spec.bert_config_extra,
     }
 
 
@@ -234,13 +322,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zip", action="store_true", help="also write OUT.zip holding OUT/ as a folder")
     args = parser.parse_args(argv)
     spec = CheckpointSpec(
-        kind=args.kind, vocab_size=args.vocab_size, hidden_size=args.hidden, num_hidden_layers=args.layers,
-        num_attention_heads=args.heads, intermediate_size=args.intermediate,
-        max_position_embeddings=args.max_position, down_projection_dim=args.proj,
-        single_tower=args.single_tower, reset=args.reset, write_meta=not args.no_meta,
-        with_config=not args.no_config, optimizer_slots=args.optimizer_slots, accumulation=args.accumulation,
-        extra_variable=args.extra_variable, missing_variable=args.missing_variable,
-        wrong_shape=args.wrong_shape, seed=args.seed,
+        kind=args.kind,
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        intermediate_size=args.intermediate,
+        max_position_embeddings=args.max_position,
+        down_projection_dim=args.proj,
+        single_tower=args.single_tower,
+        reset=args.reset,
+        write_meta=not args.no_meta,
+        with_config=not args.no_config,
+        optimizer_slots=args.optimizer_slots,
+        accumulation=args.accumulation,
+        extra_variable=args.extra_variable,
+        missing_variable=args.missing_variable,
+        wrong_shape=args.wrong_shape,
+        seed=args.seed,
     )
     prefix = write_checkpoint(spec, args.out)
     print(prefix)

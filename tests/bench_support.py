@@ -1,4 +1,5 @@
 """Helpers for the bench tests: data paths, registry entries with chosen numbers, peer recomputation."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,25 @@ DATA = Path(__file__).resolve().parent / "data" / "bench"
 def registry_entry(model_id: str, family: str, task: str, metrics: list[dict]) -> dict:
     """A user-registry model entry (ZOO_REGISTRY) whose numbers a test chooses."""
     return {
-        "id": model_id, "family": family, "task": task, "size": "tiny",
-        "attributes": {"hard_negatives": None, "down_projection_dim": None, "fine_tuned_on": None,
-                       "vision_encoder": None, "text_encoder": None, "params": None},
+        "id": model_id,
+        "family": family,
+        "task": task,
+        "size": "tiny",
+        "attributes": {
+            "hard_negatives": None,
+            "down_projection_dim": None,
+            "fine_tuned_on": None,
+            "vision_encoder": None,
+            "text_encoder": None,
+            "params": None,
+        },
         "source": {"kind": "hf", "repo": f"test/{model_id}"},
-        "converter": None, "license": "apache-2.0", "paper": {"title": "test"},
-        "metrics": metrics, "golden": [], "notes": "",
+        "converter": None,
+        "license": "apache-2.0",
+        "paper": {"title": "test"},
+        "metrics": metrics,
+        "golden": [],
+        "notes": "",
     }
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures. Each section is self-contained; add new sections rather than editing others."""
+
 from __future__ import annotations
 
 import json
@@ -80,13 +81,35 @@ def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 def hub_registry_entry(model_id: str, repo: str, revision: str | None = None) -> dict:
     """A registry.json model entry for an HF repo."""
     return {
-        "id": model_id, "family": "splade", "task": "sparse-encoder", "size": "tiny",
-        "attributes": {"hard_negatives": None, "down_projection_dim": None, "fine_tuned_on": None,
-                       "vision_encoder": None, "text_encoder": None, "params": None},
-        "source": {"kind": "hf", "url": None, "archive": None, "size": None, "sha256": None, "md5": None,
-                   "crc32c": None, "repo": repo, "revision": revision},
-        "converter": None, "license": "apache-2.0", "paper": {"title": "x", "arxiv": None, "url": None},
-        "metrics": [], "golden": [], "notes": "",
+        "id": model_id,
+        "family": "splade",
+        "task": "sparse-encoder",
+        "size": "tiny",
+        "attributes": {
+            "hard_negatives": None,
+            "down_projection_dim": None,
+            "fine_tuned_on": None,
+            "vision_encoder": None,
+            "text_encoder": None,
+            "params": None,
+        },
+        "source": {
+            "kind": "hf",
+            "url": None,
+            "archive": None,
+            "size": None,
+            "sha256": None,
+            "md5": None,
+            "crc32c": None,
+            "repo": repo,
+            "revision": revision,
+        },
+        "converter": None,
+        "license": "apache-2.0",
+        "paper": {"title": "x", "arxiv": None, "url": None},
+        "metrics": [],
+        "golden": [],
+        "notes": "",
     }
 
 
@@ -97,8 +120,7 @@ def hub_entry(tmp_path: Path) -> Callable[..., object]:
 
     def build(revision: str | None = None, repo: str = HUB_REPO, model_id: str = HUB_REPO_ID) -> object:
         path = tmp_path / f"entry-{model_id}-{revision}.json"
-        path.write_text(json.dumps({"schema_version": 1,
-                                    "models": [hub_registry_entry(model_id, repo, revision)]}))
+        path.write_text(json.dumps({"schema_version": 1, "models": [hub_registry_entry(model_id, repo, revision)]}))
         return load_registry([path]).get(model_id)
 
     return build
@@ -134,13 +156,25 @@ def url_entry() -> Callable[..., object]:
     """Build a registry Entry for a zip at a URL; hashes default to null (pinned on first pull)."""
     from zoo.registry import Attributes, Entry, Paper, Source
 
-    def build(model_id: str, url: str, *, size: int | None = None, sha256: str | None = None,
-              md5: str | None = None, crc32c: str | None = None) -> Entry:
+    def build(
+        model_id: str,
+        url: str,
+        *,
+        size: int | None = None,
+        sha256: str | None = None,
+        md5: str | None = None,
+        crc32c: str | None = None,
+    ) -> Entry:
         return Entry(
-            id=model_id, family="tapas", task="dense-retriever", size="tiny",
+            id=model_id,
+            family="tapas",
+            task="dense-retriever",
+            size="tiny",
             attributes=Attributes(hard_negatives=False, down_projection_dim=8),
             source=Source(kind="url", url=url, archive="zip", size=size, sha256=sha256, md5=md5, crc32c=crc32c),
-            converter="tapas-retriever", license="Apache-2.0", paper=Paper(title="test"),
+            converter="tapas-retriever",
+            license="Apache-2.0",
+            paper=Paper(title="test"),
         )
 
     return build

@@ -1,4 +1,5 @@
 """Helpers shared by the TAPAS test modules: golden fixture paths, the checkpoint generator, converting."""
+
 from __future__ import annotations
 
 import importlib
@@ -12,8 +13,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "tapas"
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-TOKEN_TYPES = ("segment_ids", "column_ids", "row_ids", "prev_label_ids", "column_ranks",
-               "inv_column_ranks", "numeric_relations")
+TOKEN_TYPES = (
+    "segment_ids",
+    "column_ids",
+    "row_ids",
+    "prev_label_ids",
+    "column_ranks",
+    "inv_column_ranks",
+    "numeric_relations",
+)
 TOL = 1e-5
 
 

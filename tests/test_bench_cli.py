@@ -1,5 +1,6 @@
 """`zoo bench` on the command line: judging OK / documented drift / FAIL with a user registry, exit
 codes, and the scale features (resume after an interruption, shards merged == one run)."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ BENCH = "M2KR OKVQA"
 def _bench(capsys, *args: str) -> tuple[int, dict]:
     code = main(["bench", str(MODEL), "--data", str(M2KR), "--chunk-size", "3", "--batch-size", "2", "--json", *args])
     out = capsys.readouterr().out
-    return code, json.loads(out[out.index("{"):])
+    return code, json.loads(out[out.index("{") :])
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +34,28 @@ def measured(tmp_path_factory) -> tuple[Path, dict]:
 def test_judging_ok_drift_and_fail(measured, tmp_path: Path, monkeypatch, capsys) -> None:
     work, numbers = measured
     r5, pr5 = numbers[BENCH]["R@5"] * 100, numbers[BENCH]["PR@5"] * 100
-    write_registry(tmp_path / "registry.json", [
-        registry_entry("tiny_ok", "flmr", "late-interaction", [metric(BENCH, "R@5", r5, "converted")]),
-        registry_entry("tiny_drift", "flmr", "late-interaction", [
-            metric(BENCH, "PR@5", pr5 - 1.2, "paper"), metric(BENCH, "PR@5", pr5 + 0.2, "converted"),
-            metric(BENCH, "R@5", r5, "converted")]),
-        registry_entry("tiny_fail", "flmr", "late-interaction", [
-            metric(BENCH, "R@5", r5 + 5, "paper"), metric(BENCH, "R@5", r5 + 5, "converted")]),
-    ])
+    write_registry(
+        tmp_path / "registry.json",
+        [
+            registry_entry("tiny_ok", "flmr", "late-interaction", [metric(BENCH, "R@5", r5, "converted")]),
+            registry_entry(
+                "tiny_drift",
+                "flmr",
+                "late-interaction",
+                [
+                    metric(BENCH, "PR@5", pr5 - 1.2, "paper"),
+                    metric(BENCH, "PR@5", pr5 + 0.2, "converted"),
+                    metric(BENCH, "R@5", r5, "converted"),
+                ],
+            ),
+            registry_entry(
+                "tiny_fail",
+                "flmr",
+                "late-interaction",
+                [metric(BENCH, "R@5", r5 + 5, "paper"), metric(BENCH, "R@5", r5 + 5, "converted")],
+            ),
+        ],
+    )
     monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "registry.json"))
     verdicts = {}
     for model_id, expected_code in (("tiny_ok", 0), ("tiny_drift", 0), ("tiny_fail", 1)):
@@ -88,8 +103,9 @@ def test_two_shards_merged_equal_one_run(measured, tmp_path: Path, capsys) -> No
     for i in range(2):
         code, out = _bench(capsys, "--work", str(tmp_path / f"shard{i}"), "--shard", f"{i}/2")
         assert code == 0 and out["complete"] is False and not out["sections"]
-    code, out = _bench(capsys, "--work", str(tmp_path / "all"), "--merge-from", str(tmp_path / "shard0"),
-                       str(tmp_path / "shard1"))
+    code, out = _bench(
+        capsys, "--work", str(tmp_path / "all"), "--merge-from", str(tmp_path / "shard0"), str(tmp_path / "shard1")
+    )
     assert code == 0 and out["complete"]
     assert {s["benchmark"]: s["metrics"] for s in out["sections"]} == measured[1]
     assert len(list((tmp_path / "all").rglob("chunk-*.safetensors"))) == 5  # OKVQA 3 + MSMARCO 2 chunks

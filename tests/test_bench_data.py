@@ -1,5 +1,6 @@
 """Benchmark data loaders and the NQ-tables TF-record conversion (protos built by the real protobuf
 library from interaction.proto's field numbers, records framed by TensorFlow's own writer)."""
+
 from __future__ import annotations
 
 import json
@@ -23,31 +24,51 @@ def _proto_classes():
     spec = {
         "Cell": [("text", 1, F.TYPE_STRING, None, False)],
         "Cells": [("cells", 1, F.TYPE_MESSAGE, "Cell", True)],
-        "Table": [("columns", 1, F.TYPE_MESSAGE, "Cell", True), ("rows", 2, F.TYPE_MESSAGE, "Cells", True),
-                  ("table_id", 3, F.TYPE_STRING, None, False), ("document_title", 4, F.TYPE_STRING, None, False),
-                  ("caption", 5, F.TYPE_STRING, None, False), ("alternative_table_ids", 8, F.TYPE_STRING, None, True)],
-        "Answer": [("class_index", 6, F.TYPE_INT32, None, False), ("answer_texts", 3, F.TYPE_STRING, None, True),
-                   ("float_value", 4, F.TYPE_FLOAT, None, False)],
-        "Question": [("id", 1, F.TYPE_STRING, None, False), ("text", 2, F.TYPE_STRING, None, False),
-                     ("original_text", 3, F.TYPE_STRING, None, False), ("answer", 5, F.TYPE_MESSAGE, "Answer", False)],
-        "Interaction": [("id", 1, F.TYPE_STRING, None, False), ("table", 2, F.TYPE_MESSAGE, "Table", False),
-                        ("questions", 3, F.TYPE_MESSAGE, "Question", True)],
+        "Table": [
+            ("columns", 1, F.TYPE_MESSAGE, "Cell", True),
+            ("rows", 2, F.TYPE_MESSAGE, "Cells", True),
+            ("table_id", 3, F.TYPE_STRING, None, False),
+            ("document_title", 4, F.TYPE_STRING, None, False),
+            ("caption", 5, F.TYPE_STRING, None, False),
+            ("alternative_table_ids", 8, F.TYPE_STRING, None, True),
+        ],
+        "Answer": [
+            ("class_index", 6, F.TYPE_INT32, None, False),
+            ("answer_texts", 3, F.TYPE_STRING, None, True),
+            ("float_value", 4, F.TYPE_FLOAT, None, False),
+        ],
+        "Question": [
+            ("id", 1, F.TYPE_STRING, None, False),
+            ("text", 2, F.TYPE_STRING, None, False),
+            ("original_text", 3, F.TYPE_STRING, None, False),
+            ("answer", 5, F.TYPE_MESSAGE, "Answer", False),
+        ],
+        "Interaction": [
+            ("id", 1, F.TYPE_STRING, None, False),
+            ("table", 2, F.TYPE_MESSAGE, "Table", False),
+            ("questions", 3, F.TYPE_MESSAGE, "Question", True),
+        ],
     }
     file = descriptor_pb2.FileDescriptorProto(name="zoo_test_interaction.proto", package="zoo_test", syntax="proto2")
     for name, fields in spec.items():
         message = file.message_type.add(name=name)
         for field, number, kind, type_name, repeated in fields:
-            message.field.add(name=field, number=number, type=kind,
-                              label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL,
-                              type_name=f".zoo_test.{type_name}" if type_name else None)
+            message.field.add(
+                name=field,
+                number=number,
+                type=kind,
+                label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL,
+                type_name=f".zoo_test.{type_name}" if type_name else None,
+            )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"zoo_test.{name}")) for name in spec}
 
 
 def _table(classes, table_id: str, title: str, header: list[str], rows: list[list[str]]):
-    table = classes["Table"](table_id=table_id, document_title=title, caption="ignored",
-                             alternative_table_ids=["alt_" + table_id])
+    table = classes["Table"](
+        table_id=table_id, document_title=title, caption="ignored", alternative_table_ids=["alt_" + table_id]
+    )
     for text in header:
         table.columns.add(text=text)
     for row in rows:
@@ -81,8 +102,12 @@ def test_released_tf_records_convert_to_the_jsonl_form(tmp_path: Path) -> None:
         sys.path.remove(str(SCRIPTS))
     assert convert_nq_tables.main([str(src), str(tmp_path / "out")]) == 0
     first = json.loads((tmp_path / "out" / "tables.jsonl").read_text().splitlines()[0])
-    assert first == {"table_id": "t1", "document_title": "Cities", "columns": ["city", "population"],
-                     "rows": [["Paris", "2000"], ["Rome", ""]]}
+    assert first == {
+        "table_id": "t1",
+        "document_title": "Cities",
+        "columns": ["city", "population"],
+        "rows": [["Paris", "2000"], ["Rome", ""]],
+    }
     data = nq_tables.load(tmp_path / "out", "test")
     assert [t.table_id for t in data.tables] == ["t1", "t2"]  # unique by id
     assert data.tables[1].title == "Teams ünïcode"
@@ -129,18 +154,29 @@ def test_m2kr_loader() -> None:
     assert m2kr.find_sets(DATA / "m2kr") == ["MSMARCO", "OKVQA"]
     ok = m2kr.load(DATA / "m2kr", "OKVQA", "test")
     first = ok.queries[0]
-    assert first.text == "using the provided image obtain documents that address the subsequent question:  " \
-                         "what is the capital of france ? "
-    assert ok.queries[3].text.startswith("using the provided image obtain documents that address the subsequent question:  ")
+    assert (
+        first.text == "using the provided image obtain documents that address the subsequent question:  "
+        "what is the capital of france ? "
+    )
+    assert ok.queries[3].text.startswith(
+        "using the provided image obtain documents that address the subsequent question:  "
+    )
     assert ok.queries[4].img_path is None and ok.queries[4].pos_item_ids == ()
     assert ok.has_answers and not m2kr.load(DATA / "m2kr", "MSMARCO", "test").has_answers
     with pytest.raises(FormatError, match="no test_passages|no train"):
         m2kr.load(DATA / "m2kr", "OKVQA", "train")
 
 
-@pytest.mark.parametrize(("name", "expected"), [("NanoMSMARCO", "MSMARCO"), ("nano_fiqa", "FiQA2018"),
-                                                ("webis-touche2020", "Touche2020"), ("scifact", "SciFact"),
-                                                ("mydata", None)])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("NanoMSMARCO", "MSMARCO"),
+        ("nano_fiqa", "FiQA2018"),
+        ("webis-touche2020", "Touche2020"),
+        ("scifact", "SciFact"),
+        ("mydata", None),
+    ],
+)
 def test_nanobeir_names(name: str, expected: str | None) -> None:
     from zoo.benchmarks.splade import nanobeir_name
 

@@ -1,5 +1,6 @@
 """`zoo bench` for PreFLMR on the tiny M2KR set: exact MaxSim rankings equal the model's own padded
 score(), Recall@K / Pseudo-Recall@K identical to ir-measures, images resolved like the authors' example."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,19 +42,25 @@ def test_rankings_equal_the_models_padded_late_interaction(result) -> None:
     size = model.config.vision_config.image_size
     processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
     data = m2kr.load(M2KR, "OKVQA", "test")
-    images = [Image.open(M2KR / q.img_path).convert("RGB") if q.img_path else Image.new("RGB", (336, 336))
-              for q in data.queries]
+    images = [
+        Image.open(M2KR / q.img_path).convert("RGB") if q.img_path else Image.new("RGB", (336, 336))
+        for q in data.queries
+    ]
     pixels = processor(images, return_tensors="pt").pixel_values
     with torch.no_grad():
         queries = model.encode_queries([q.text for q in data.queries], pixel_values=pixels)
         docs = model.encode_documents(data.passage_texts)
         scores = model.score_matrix(queries.late_interaction_output, docs.late_interaction_output, docs.context_mask)
-    expected = {q.id: [data.passage_ids[i] for i in torch.argsort(-scores[n], stable=True).tolist()]
-                for n, q in enumerate(data.queries)}
+    expected = {
+        q.id: [data.passage_ids[i] for i in torch.argsort(-scores[n], stable=True).tolist()]
+        for n, q in enumerate(data.queries)
+    }
     assert run_lists(result.sections[1].files["run"]) == expected
 
 
-@pytest.mark.parametrize(("index", "prefix", "qrels"), [(0, "R", "qrels"), (1, "R", "qrels"), (1, "PR", "pseudo_qrels")])
+@pytest.mark.parametrize(
+    ("index", "prefix", "qrels"), [(0, "R", "qrels"), (1, "R", "qrels"), (1, "PR", "pseudo_qrels")]
+)
 def test_identical_to_ir_measures(result, index: int, prefix: str, qrels: str) -> None:
     section = result.sections[index]
     got = peer(section.files, [f"Success@{k}" for k in CUTOFFS], qrels)

@@ -1,4 +1,5 @@
 """zoo.benchmarks.metrics against a real peer: ir-measures (pytrec_eval / trec_eval) on random runs."""
+
 from __future__ import annotations
 
 import random
@@ -65,7 +66,8 @@ def test_ties_follow_trec_eval(seed: int) -> None:
     qrels, run = _random_case(100 + seed, ties=True)
     names = [m for m in MEASURES if not m.startswith("mrr")]
     peer = ir_measures.pytrec_eval.calc_aggregate(
-        [_peer(m) for m in names] + [ir_measures.RR], _qrels(qrels), _run(run))
+        [_peer(m) for m in names] + [ir_measures.RR], _qrels(qrels), _run(run)
+    )
     rankings = {q: metrics.rank(scores) for q, scores in run.items()}
     ours = metrics.evaluate(rankings, qrels, names + ["mrr@1000"])
     for m in names:

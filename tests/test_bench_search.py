@@ -1,4 +1,5 @@
 """Exact search: dense, sparse and late-interaction scores against brute force, ties by priority."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ def test_dense_top_k_matches_brute_force_with_priority_ties(tmp_path: Path) -> N
     docs = rng.integers(-2, 3, size=(23, 4)).astype(np.float32)  # small integers: many exact ties
     queries = rng.integers(-2, 3, size=(5, 4)).astype(np.float32)
     priority = rng.permutation(23)
-    store = _store(tmp_path, 23, 4, lambda r: {"embeddings": docs[r.start:r.stop]})
+    store = _store(tmp_path, 23, 4, lambda r: {"embeddings": docs[r.start : r.stop]})
     top = search.ExactIndex(store, "dense", priority, CPU).search(queries, 30)
     scores = queries @ docs.T
     for q in range(5):
@@ -39,10 +40,14 @@ def test_sparse_scores_are_dot_products(tmp_path: Path) -> None:
 
     def csr(m: np.ndarray) -> dict[str, np.ndarray]:
         t = torch.from_numpy(m).to_sparse_csr()
-        return {"indptr": t.crow_indices().numpy(), "indices": t.col_indices().numpy(),
-                "values": t.values().numpy(), "shape": np.array(m.shape)}
+        return {
+            "indptr": t.crow_indices().numpy(),
+            "indices": t.col_indices().numpy(),
+            "values": t.values().numpy(),
+            "shape": np.array(m.shape),
+        }
 
-    store = _store(tmp_path, 9, 4, lambda r: csr(dense[r.start:r.stop]))
+    store = _store(tmp_path, 9, 4, lambda r: csr(dense[r.start : r.stop]))
     top = search.ExactIndex(store, "sparse", np.arange(9), CPU).search(csr(queries), 9)
     np.testing.assert_allclose(top.scores, -np.sort(-(queries @ dense.T), axis=1), rtol=1e-6)
 
@@ -56,8 +61,12 @@ def test_maxsim_equals_flmr_padded_score(tmp_path: Path, monkeypatch) -> None:
     docs = [rng.standard_normal((n, 8)).astype(np.float32) for n in lengths]
     queries = rng.standard_normal((4, 5, 8)).astype(np.float32)
     queries[:, 3:] = 0  # masked query rows contribute 0
-    store = _store(tmp_path, 11, 3, lambda r: {"embeddings": np.concatenate(docs[r.start:r.stop]),
-                                               "lengths": lengths[r.start:r.stop]})
+    store = _store(
+        tmp_path,
+        11,
+        3,
+        lambda r: {"embeddings": np.concatenate(docs[r.start : r.stop]), "lengths": lengths[r.start : r.stop]},
+    )
     top = search.ExactIndex(store, "multi", np.arange(11), CPU).search(queries, 11)
     padded = np.zeros((11, lengths.max(), 8), np.float32)
     mask = np.zeros((11, lengths.max()), bool)

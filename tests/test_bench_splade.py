@@ -1,5 +1,6 @@
 """`zoo bench` for SPLADE on tiny BEIR-format sets: the numbers of sentence-transformers' own evaluator
 (what the model card's NanoBEIR numbers came from) and of ir-measures, plus the NanoBEIR means."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,11 +51,16 @@ def test_equal_to_sentence_transformers_evaluator(repo: Path, result, index: int
     folder = sorted(p for p in BEIR.iterdir() if p.is_dir())[index]
     data = beir.load(folder, "test")
     evaluator = SparseInformationRetrievalEvaluator(
-        queries=dict(zip(data.query_ids, data.query_texts)), corpus=dict(zip(data.doc_ids, data.doc_texts)),
+        queries=dict(zip(data.query_ids, data.query_texts, strict=False)),
+        corpus=dict(zip(data.doc_ids, data.doc_texts, strict=False)),
         relevant_docs={q: {d for d, g in grades.items() if g >= 1} for q, grades in data.qrels.items()},
-        name="x", show_progress_bar=False)
+        name="x",
+        show_progress_bar=False,
+    )
     theirs = evaluator(load_sparse_encoder(repo))
-    graded = any(g > 1 for grades in data.qrels.values() for g in grades.values() if sum(v >= 1 for v in grades.values()) > 1)
+    graded = any(
+        g > 1 for grades in data.qrels.values() for g in grades.values() if sum(v >= 1 for v in grades.values()) > 1
+    )
     for metric, value in section.metrics.items():
         if metric == "ndcg@10" and graded:
             continue  # sentence-transformers' nDCG is binary; ours uses the grades, like trec_eval
@@ -68,5 +74,5 @@ def test_identical_to_ir_measures(result, index: int) -> None:
     rates = {m: v for m, v in section.metrics.items() if not m.endswith("active_dims")}
     names = [f"{PEER[m.split('@')[0]]}@{m.split('@')[1]}" for m in rates]
     got = peer(section.files, names)
-    for (metric, value), name in zip(rates.items(), names):
+    for (metric, value), name in zip(rates.items(), names, strict=False):
         assert value == pytest.approx(got[name], abs=1e-12), metric

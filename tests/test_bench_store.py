@@ -1,4 +1,5 @@
 """Embedding store: atomic chunks, resume after an interruption, shards that merge into one store."""
+
 from __future__ import annotations
 
 from pathlib import Path

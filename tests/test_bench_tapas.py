@@ -1,5 +1,6 @@
 """`zoo bench` for TAPAS retrievers on the tiny NQ-tables set: converted model vs TF reference, the
 original evaluation's semantics, tables.tsv reproduction, numbers identical to ir-measures."""
+
 from __future__ import annotations
 
 import ast
@@ -35,7 +36,7 @@ def retriever(tmp_path_factory) -> Path:
     with open(root / "ckpt" / "tables.tsv", "w", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t")
         writer.writerow(["query_id", "query_rep", "table_id", "table_rep"])
-        for table, rep in zip(tables, reps):
+        for table, rep in zip(tables, reps, strict=False):
             writer.writerow(["FAKE", "[0.0]", table.table_id, repr([float(x) for x in rep])])
     return convert_local(root / "ckpt", "tapas-retriever", root / "converted")
 
@@ -85,7 +86,7 @@ def test_numbers_equal_a_brute_force_recomputation(retriever: Path, results: dic
     model = TapasDualEncoder.from_pretrained(str(retriever)).eval()
     text = TapasTextEncoder.from_pretrained(retriever, max_length=64)
     tables = model.embed_tables([t.frame() for t in data.tables], [t.title for t in data.tables], text).numpy()
-    hits = {k: 0 for k in CUTOFFS}
+    hits = dict.fromkeys(CUTOFFS, 0)
     for q in data.questions:
         query = model.embed_questions(list(q.texts), text).numpy().mean(0)
         order = np.argsort(-(tables @ query), kind="stable")

@@ -1,9 +1,8 @@
 """Cache primitives: atomic writes leave no partial file, tree hashes detect any change, pins are shared."""
+
 from __future__ import annotations
 
 import os
-
-import pytest
 
 from zoo import cache
 

@@ -1,4 +1,5 @@
 """The CLI as a user meets it: exit codes, --json, suggestions, registry errors."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def zoo(*args: str, env: dict[str, str] | None = None, home: Path) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "ZOO_HOME": str(home), "ZOO_REGISTRY": "", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=120
+    )
 
 
 def test_list_json_lists_exactly_the_twenty(tmp_path):

@@ -1,5 +1,6 @@
 """zoo.conversion: nothing half-written ever looks finished, user directories are never clobbered,
 and the card and manifest record provenance and the checks that ran."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,11 @@ def test_failed_check_aborts_before_rename(tmp_path, monkeypatch):
     from zoo.checks import runner
     from zoo.checks.report import Check
 
-    monkeypatch.setattr(runner, "conversion_checks",
-                        lambda family, model_dir, draft: [Check("weights", ok=False, value="1/2 tensors bit-exact")])
+    monkeypatch.setattr(
+        runner,
+        "conversion_checks",
+        lambda family, model_dir, draft: [Check("weights", ok=False, value="1/2 tensors bit-exact")],
+    )
     with pytest.raises(conversion.ConversionError, match="fails verification: weights"):
         conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -72,8 +76,9 @@ def test_cli_convert_from_and_verify_with_golden(tmp_path):
     out = tmp_path / "out"
 
     def zoo(*args):
-        return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+        )
 
     result = zoo("convert", "--from", str(GOLDEN), "--format", "tapas-retriever", "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
@@ -97,8 +102,9 @@ def test_cli_reset_flag_decides_when_there_is_no_meta_graph(tmp_path):
     env = {**os.environ, "ZOO_HOME": str(tmp_path / "home"), "ZOO_REGISTRY": ""}
 
     def zoo(*args):
-        return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+        )
 
     base = ("convert", "--from", str(source), "--format", "tapas-reader")
     missing = zoo(*base, "--out", str(tmp_path / "none"))

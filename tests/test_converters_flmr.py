@@ -1,4 +1,5 @@
 """converters.flmr_legacy: golden PreFLMR legacy.ckpt, a generated plain FLMR, bad and hostile inputs."""
+
 from __future__ import annotations
 
 import re
@@ -59,7 +60,8 @@ def test_golden_legacy_conversion_reproduces_original_outputs(tmp_path):
     ours, hub = load_file(str(out / "model.safetensors")), load_file(str(GOLDEN / "hf" / "model.safetensors"))
     assert ours.keys() == hub.keys() and all(torch.equal(ours[k], hub[k]) for k in hub)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
-        p.relative_to(GOLDEN / "hf").as_posix() for p in (GOLDEN / "hf").rglob("*") if p.is_file())
+        p.relative_to(GOLDEN / "hf").as_posix() for p in (GOLDEN / "hf").rglob("*") if p.is_file()
+    )
     assert result.source["sha256"] == sha256_file(GOLDEN / "legacy.ckpt")
     assert result.source["format"] == "flmr-legacy" and result.options["kind"] == "preflmr"
     assert result.config["model_type"] == "flmr"
@@ -79,14 +81,19 @@ def test_flmr_legacy_with_vision_reproduces_hub_model(tiny_flmr, tmp_path):
     reference = FLMRModelForRetrieval.from_pretrained(tiny_flmr.hf)
     q = reference.query_tokenizer(["what is the capital of france ?", "the seine flows through paris <BOV> to the sea"])
     d = reference.context_tokenizer(["paris is the capital of france .", "a red car ; on a road , in a city !"])
-    inputs = {"query_input_ids": q["input_ids"], "query_attention_mask": q["attention_mask"],
-              "doc_input_ids": d["input_ids"], "doc_attention_mask": d["attention_mask"],
-              "pixel_values": torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))}
+    inputs = {
+        "query_input_ids": q["input_ids"],
+        "query_attention_mask": q["attention_mask"],
+        "doc_input_ids": d["input_ids"],
+        "doc_attention_mask": d["attention_mask"],
+        "pixel_values": torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)),
+    }
     for ours, reference in zip(_outputs(out, inputs), _outputs(tiny_flmr.hf, inputs), strict=True):
         assert torch.equal(ours, reference)
     vision_sources = [m for m in result.plan.mapped if m.source.startswith("vision:")]
-    assert vision_sources and all(m.target.startswith("query_vision_encoder.vision_model.vision_model.")
-                                  for m in vision_sources)
+    assert vision_sources and all(
+        m.target.startswith("query_vision_encoder.vision_model.vision_model.") for m in vision_sources
+    )
     assert result.plan.skipped == ("model.model.bert.embeddings.position_ids",)
     assert set(result.source["vision"]["files"]) == {"config.json", "model.safetensors"}
     assert any("restricted unpickler" in n and "HParams" in n for n in result.notes)
@@ -121,14 +128,24 @@ def test_config_option_is_required(tmp_path):
 # --- wrong inputs: exit 2 with names --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("edit, pattern", [
-    (lambda sd: sd.__setitem__("model.mystery_head.weight", torch.zeros(3)), r"match no rule: model\.mystery_head"),
-    (lambda sd: sd.pop("model.query_linear.weight"), r"missing from the checkpoint: query_text_encoder_linear\.weight"),
-    (lambda sd: sd.__setitem__("model.vision_projection_linear.bias", torch.zeros(9)),
-     r"shape mismatch: model\.vision_projection_linear\.bias \(9,\)"),
-    (lambda sd: sd.__setitem__("model.query_encoder.encoder.layer.7.output.dense.bias", torch.zeros(32)),
-     r"not used by the model: model\.query_encoder\.encoder\.layer\.7"),
-])
+@pytest.mark.parametrize(
+    "edit, pattern",
+    [
+        (lambda sd: sd.__setitem__("model.mystery_head.weight", torch.zeros(3)), r"match no rule: model\.mystery_head"),
+        (
+            lambda sd: sd.pop("model.query_linear.weight"),
+            r"missing from the checkpoint: query_text_encoder_linear\.weight",
+        ),
+        (
+            lambda sd: sd.__setitem__("model.vision_projection_linear.bias", torch.zeros(9)),
+            r"shape mismatch: model\.vision_projection_linear\.bias \(9,\)",
+        ),
+        (
+            lambda sd: sd.__setitem__("model.query_encoder.encoder.layer.7.output.dense.bias", torch.zeros(32)),
+            r"not used by the model: model\.query_encoder\.encoder\.layer\.7",
+        ),
+    ],
+)
 def test_bad_checkpoints_are_mapping_errors(tmp_path, edit, pattern):
     with pytest.raises(MappingError, match=pattern) as info:
         _convert(_legacy_variant(tmp_path, edit), tmp_path, config=GOLDEN / "hf")
@@ -169,8 +186,12 @@ def test_rule_tables_consume_each_tensor_exactly_once(tiny_flmr):
         "flmr": (tiny_flmr.legacy, {"config": str(tiny_flmr.hf), "vision": str(tiny_flmr.vision)}),
     }
     # the transformers-4 CLIP layouts (CLIPVisionModel / full CLIPModel keys) must be covered too
-    tf4_clip = ["vision:vision_model.post_layernorm.bias", "vision:text_model.final_layer_norm.bias",
-                "vision:logit_scale", "vision:vision_model.embeddings.position_ids"]
+    tf4_clip = [
+        "vision:vision_model.post_layernorm.bias",
+        "vision:text_model.final_layer_norm.bias",
+        "vision:logit_scale",
+        "vision:vision_model.embeddings.position_ids",
+    ]
     for kind, (src, options) in sources.items():
         reader = fl.open_source(src, options)
         rules = [re.compile(r.pattern) for r in fl.RULES[kind]]
@@ -206,4 +227,6 @@ def test_flmr_vision_tower_can_come_from_a_hub_layout_dir(tiny_flmr, tmp_path):
     (tmp_path / "clip").mkdir()
     clip_dir, _ = _convert(tiny_flmr.legacy, tmp_path / "clip", config=tiny_flmr.hf, vision=tiny_flmr.vision)
     assert (out / "model.safetensors").read_bytes() == (clip_dir / "model.safetensors").read_bytes()
-    assert all(m.target.startswith("query_vision_encoder.") for m in result.plan.mapped if m.source.startswith("vision:"))
+    assert all(
+        m.target.startswith("query_vision_encoder.") for m in result.plan.mapped if m.source.startswith("vision:")
+    )

@@ -1,4 +1,5 @@
 """converters/tapas_*: rule tables, reset detection, bit-exact output, single tower, bad inputs (exit 2)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,10 +48,13 @@ def make(tmp_path_factory):
 # --- rule tables ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module, kind, model_cls, config_cls", [
-    (RETRIEVER, "retriever", TapasDualEncoder, TapasDualEncoderConfig),
-    (READER, "reader", TapasReader, TapasReaderConfig),
-])
+@pytest.mark.parametrize(
+    "module, kind, model_cls, config_cls",
+    [
+        (RETRIEVER, "retriever", TapasDualEncoder, TapasDualEncoderConfig),
+        (READER, "reader", TapasReader, TapasReaderConfig),
+    ],
+)
 def test_rules_consume_each_tensor_once(module, kind, model_cls, config_cls):
     mk = factory()
     spec = mk.CheckpointSpec(kind=kind, num_hidden_layers=3, optimizer_slots=True, accumulation=True)
@@ -63,10 +67,26 @@ def test_rules_consume_each_tensor_once(module, kind, model_cls, config_cls):
         assert bool(skips) == (name not in weights)
     the_plan = module.plan_for(type("R", (), {"names": lambda self: names})(), {})
     assert sorted(m.source for m in the_plan.mapped) == sorted(weights)
-    config = config_cls(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37,
-                        vocab_size=99, max_position_embeddings=64, down_projection_dim=8) \
-        if kind == "retriever" else config_cls(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-                                               intermediate_size=37, vocab_size=99, max_position_embeddings=64)
+    config = (
+        config_cls(
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=37,
+            vocab_size=99,
+            max_position_embeddings=64,
+            down_projection_dim=8,
+        )
+        if kind == "retriever"
+        else config_cls(
+            hidden_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            intermediate_size=37,
+            vocab_size=99,
+            max_position_embeddings=64,
+        )
+    )
     assert {m.target for m in the_plan.mapped} == set(expected_shapes(model_cls, config))
 
 
@@ -108,8 +128,12 @@ def test_retriever_zip_with_slots_converts_bit_exact(make, tmp_path):
     archive = mk.write_zip(folder, tmp_path / "tapas_nq_retriever_tiny.zip", "tapas_nq_retriever_tiny")
     out = tmp_path / "out"
     result = convert("tapas-retriever", archive, out)
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer_config.json",
-                                                     "vocab.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ]
     assert result.source["format"] == "tapas-retriever" and result.source["kind"] == "zip"
     assert result.source["checkpoint"] == "tapas_nq_retriever_tiny/model.ckpt"
     index_hash = hashlib.sha256((folder / "model.ckpt.index").read_bytes()).hexdigest()
@@ -142,7 +166,7 @@ def test_single_tower_is_copied_into_both(make, tmp_path):
     tensors = load_file(out / "model.safetensors")
     for name, value in tensors.items():
         if name.startswith("bert."):
-            assert np.array_equal(value, tensors["bert_1." + name[len("bert."):]])
+            assert np.array_equal(value, tensors["bert_1." + name[len("bert.") :]])
     with pytest.raises(FormatError, match="single_tower=False"):
         RETRIEVER.open_source(folder, {"single_tower": False})
 
@@ -150,13 +174,18 @@ def test_single_tower_is_copied_into_both(make, tmp_path):
 # --- bad inputs: clear errors, exit code 2 -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"extra_variable": "bert/encoder/extra/kernel"}, "match no rule: bert/encoder/extra/kernel"),
-    ({"missing_variable": "bert_1/encoder/layer_1/output/dense/bias"},
-     "missing from the checkpoint: bert_1.encoder.layer.1.output.dense.bias"),
-    ({"wrong_shape": "bert/encoder/layer_0/attention/self/key/kernel"}, "shape mismatch: bert/encoder/layer_0"),
-    ({"missing_variable": "text_projection"}, "missing from the checkpoint: text_projection.weight"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"extra_variable": "bert/encoder/extra/kernel"}, "match no rule: bert/encoder/extra/kernel"),
+        (
+            {"missing_variable": "bert_1/encoder/layer_1/output/dense/bias"},
+            "missing from the checkpoint: bert_1.encoder.layer.1.output.dense.bias",
+        ),
+        ({"wrong_shape": "bert/encoder/layer_0/attention/self/key/kernel"}, "shape mismatch: bert/encoder/layer_0"),
+        ({"missing_variable": "text_projection"}, "missing from the checkpoint: text_projection.weight"),
+    ],
+)
 def test_checkpoint_that_does_not_fit_is_rejected(make, tmp_path, fields, message):
     folder = make("bad_" + "_".join(f"{k}-{v}".replace("/", ".") for k, v in fields.items()), **fields)
     with pytest.raises(MappingError, match=re.escape(message)) as info:
@@ -201,11 +230,14 @@ def test_zip_without_bert_config_is_a_format_error(make, tmp_path):
     assert info.value.exit_code == 2
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no TF checkpoint found"),
-    ({"vocab_size": 9}, "missing field"),
-    ({"type_vocab_size": 16}, "type_vocab_size must be a list"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no TF checkpoint found"),
+        ({"vocab_size": 9}, "missing field"),
+        ({"type_vocab_size": 16}, "type_vocab_size must be a list"),
+    ],
+)
 def test_bad_sources_name_the_problem(make, tmp_path, content, message):
     if content is None:
         src = tmp_path / "empty.zip"

@@ -1,4 +1,5 @@
 """converters.torch_bin: .bin-only folders become safetensors, bit for bit, without running pickled code."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,11 +42,15 @@ def test_sharded_bin_and_nested_folders(tmp_path):
     out.mkdir()
     torch.save({"a": torch.ones(2)}, src / "sub" / "pytorch_model-00001-of-00002.bin")
     torch.save({"b": torch.zeros(3)}, src / "sub" / "pytorch_model-00002-of-00002.bin")
-    (src / "sub" / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": {
-        "a": "pytorch_model-00001-of-00002.bin", "b": "pytorch_model-00002-of-00002.bin"}}))
+    (src / "sub" / "pytorch_model.bin.index.json").write_text(
+        json.dumps({"weight_map": {"a": "pytorch_model-00001-of-00002.bin", "b": "pytorch_model-00002-of-00002.bin"}})
+    )
     result = convert_bin_weights(src, out)
-    assert set(result.replaced) == {"sub/pytorch_model.bin.index.json", "sub/pytorch_model-00001-of-00002.bin",
-                                    "sub/pytorch_model-00002-of-00002.bin"}
+    assert set(result.replaced) == {
+        "sub/pytorch_model.bin.index.json",
+        "sub/pytorch_model-00001-of-00002.bin",
+        "sub/pytorch_model-00002-of-00002.bin",
+    }
     assert set(load_file(out / "sub" / "model.safetensors")) == {"a", "b"}
 
 

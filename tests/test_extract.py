@@ -1,5 +1,6 @@
 """safe_extract refuses anything that escapes the target, is a link, or unpacks absurdly, and
 never leaves a half-extracted directory behind."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ from zoo.errors import FormatError, UnsafeArchiveError
 from zoo.sources.extract import RATIO_FLOOR_BYTES, safe_extract
 
 
-def make_zip(path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]],
-             compression: int = zipfile.ZIP_DEFLATED) -> Path:
+def make_zip(
+    path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED
+) -> Path:
     with zipfile.ZipFile(path, "w", compression) as zf:
         for name, data in members:
             zf.writestr(name, data)
@@ -35,7 +37,7 @@ def patch_declared_sizes(path: Path, size: int) -> None:
     data = bytearray(path.read_bytes())
     at = data.find(b"PK\x01\x02")
     while at != -1:
-        data[at + 24:at + 28] = struct.pack("<I", size)
+        data[at + 24 : at + 28] = struct.pack("<I", size)
         at = data.find(b"PK\x01\x02", at + 4)
     path.write_bytes(bytes(data))
 
@@ -45,10 +47,16 @@ def leftovers(parent: Path) -> list[str]:
 
 
 def test_extracts_nested_members_and_replaces_old_dest(tmp_path: Path) -> None:
-    zpath = make_zip(tmp_path / "ok.zip", [
-        ("model/", b""), ("model/model.ckpt.index", b"idx"), ("model/sub/vocab.txt", b"a\nb\n"),
-        ("./top.txt", b"top"), (special("model/exec.sh", stat.S_IFREG | 0o755), b"#!/bin/sh\n"),
-    ])
+    zpath = make_zip(
+        tmp_path / "ok.zip",
+        [
+            ("model/", b""),
+            ("model/model.ckpt.index", b"idx"),
+            ("model/sub/vocab.txt", b"a\nb\n"),
+            ("./top.txt", b"top"),
+            (special("model/exec.sh", stat.S_IFREG | 0o755), b"#!/bin/sh\n"),
+        ],
+    )
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "stale.txt").write_text("old")
@@ -59,13 +67,16 @@ def test_extracts_nested_members_and_replaces_old_dest(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("../x", "'..'"),
-    ("a/../../x", "'..'"),
-    ("/etc/x", "absolute path"),
-    ("C:/x", "drive letter"),
-    ("a\\..\\x", "backslash"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("../x", "'..'"),
+        ("a/../../x", "'..'"),
+        ("/etc/x", "absolute path"),
+        ("C:/x", "drive letter"),
+        ("a\\..\\x", "backslash"),
+    ],
+)
 def test_refuses_names_that_escape(tmp_path: Path, name: str, reason: str) -> None:
     zpath = make_zip(tmp_path / "evil.zip", [("fine.txt", b"ok"), (name, b"pwned")])
     dest = tmp_path / "out"
@@ -77,11 +88,14 @@ def test_refuses_names_that_escape(tmp_path: Path, name: str, reason: str) -> No
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize(("mode", "reason"), [
-    (stat.S_IFLNK | 0o777, "symbolic link"),
-    (stat.S_IFIFO | 0o644, "non-regular"),
-    (stat.S_IFCHR | 0o644, "non-regular"),
-])
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        (stat.S_IFLNK | 0o777, "symbolic link"),
+        (stat.S_IFIFO | 0o644, "non-regular"),
+        (stat.S_IFCHR | 0o644, "non-regular"),
+    ],
+)
 def test_refuses_links_and_special_files(tmp_path: Path, mode: int, reason: str) -> None:
     zpath = make_zip(tmp_path / "link.zip", [(special("model/link", mode), b"/etc/passwd")])
     with pytest.raises(UnsafeArchiveError, match=reason):
@@ -117,7 +131,7 @@ def test_small_members_may_compress_well(tmp_path: Path) -> None:
 def test_refuses_huge_declared_size(tmp_path: Path) -> None:
     zpath = make_zip(tmp_path / "huge.zip", [(f"part{i}.bin", b"x") for i in range(20)], zipfile.ZIP_STORED)
     patch_declared_sizes(zpath, 0xFFFF_FFF0)  # 20 x 4 GiB > MAX_UNPACKED_BYTES
-    assert 20 * 0xFFFF_FFF0 > constants.MAX_UNPACKED_BYTES
+    assert constants.MAX_UNPACKED_BYTES < 20 * 0xFFFF_FFF0
     with pytest.raises(UnsafeArchiveError, match="declared unpacked size exceeds"):
         safe_extract(zpath, tmp_path / "out")
 

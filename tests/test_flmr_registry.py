@@ -1,6 +1,7 @@
 """PreFLMR end to end through the registry: the golden repo served under the real repo id by the
 local Hub server is pulled, loaded with zoo.load, and used as the reference for a converted legacy
 checkpoint; every output is compared with the authors' recorded outputs."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,12 @@ def served(tmp_path, monkeypatch):
 
     root = tmp_path / "hub"
     shutil.copytree(GOLDEN / "hf", root / REPO)
-    env = {"ZOO_HOME": str(tmp_path / "zoo"), "HF_HOME": str(tmp_path / "hf"),
-           "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "ZOO_REGISTRY": ""}
+    env = {
+        "ZOO_HOME": str(tmp_path / "zoo"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+        "ZOO_REGISTRY": "",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     for name in ("ZOO_OFFLINE", "HF_HUB_OFFLINE"):
@@ -38,8 +43,9 @@ def served(tmp_path, monkeypatch):
 
 
 def zoo_cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
 
 
 def test_pull_load_and_reproduce_golden(served):
@@ -73,8 +79,19 @@ def test_legacy_conversion_verified_against_the_pulled_hub_repo(served, tmp_path
         src = hub_dir / name
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, config_only / name)
     out = tmp_path / "converted"
-    result = zoo_cli(served, "convert", "--from", str(GOLDEN / "legacy.ckpt"), "--format", "flmr-legacy",
-                     "--config", str(config_only), "--out", str(out), "--json")
+    result = zoo_cli(
+        served,
+        "convert",
+        "--from",
+        str(GOLDEN / "legacy.ckpt"),
+        "--format",
+        "flmr-legacy",
+        "--config",
+        str(config_only),
+        "--out",
+        str(out),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     result = zoo_cli(served, "verify", str(out), "--golden", str(GOLDEN), "--json")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,5 +1,6 @@
 """scripts/hub_server.py speaks enough of the Hub for huggingface_hub 2.x: model info, tree with
 git/LFS oids, resolve with the Hub's headers and Range, the Hub's error codes, and the test hooks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,11 @@ def request(url: str, method: str = "GET", headers: dict[str, str] | None = None
 
 def test_huggingface_hub_downloads_against_the_server(hub_server, hub_root, tmp_path):
     url = hub_server.url
-    files = {p.relative_to(hub_root / REPO).as_posix(): p.read_bytes()
-             for p in (hub_root / REPO).rglob("*") if p.is_file() and ".revisions" not in p.parts}
+    files = {
+        p.relative_to(hub_root / REPO).as_posix(): p.read_bytes()
+        for p in (hub_root / REPO).rglob("*")
+        if p.is_file() and ".revisions" not in p.parts
+    }
 
     snapshot = Path(snapshot_download(REPO, endpoint=url, cache_dir=tmp_path / "c1"))
     assert snapshot.name == hub_server.commit(REPO)
@@ -117,7 +121,7 @@ def test_tamper_hook_flips_one_byte_and_keeps_the_advertised_oid(hub_server, hub
     hub_server.tamper(REPO, "model.safetensors", offset=7)
     status, headers, body = request(url)
     assert status == 200 and headers["ETag"] == head_before and len(body) == len(weights)
-    assert [i for i, (a, b) in enumerate(zip(body, weights)) if a != b] == [7]
+    assert [i for i, (a, b) in enumerate(zip(body, weights, strict=False)) if a != b] == [7]
     hub_server.clear_tampering()
     assert request(url)[2] == weights
 
@@ -146,8 +150,11 @@ def test_commit_sha_is_derived_from_the_tree(hub_server, hub_root):
 
 
 def test_cli_binds_loopback_and_prints_its_port(hub_root):
-    proc = subprocess.Popen([sys.executable, str(ROOT_DIR / "scripts" / "hub_server.py"), str(hub_root), "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT_DIR / "scripts" / "hub_server.py"), str(hub_root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "http://127.0.0.1:" in line
@@ -181,12 +188,23 @@ print("loaded")
 
 
 def test_sentence_transformers_and_transformers_load_by_repo_id(hub_server, hub_root, tmp_path):
-    env = {**os.environ, "HF_ENDPOINT": hub_server.url, "HF_HOME": str(tmp_path / "hf"),
-           "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub_server.url,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
     env.pop("HF_HUB_CACHE", None)
     env.pop("HF_HUB_OFFLINE", None)
-    out = subprocess.run([sys.executable, "-c", SPLADE_SCRIPT, str(hub_root / "org" / "tiny-splade")],
-                         env=env, capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", SPLADE_SCRIPT, str(hub_root / "org" / "tiny-splade")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0 and "loaded" in out.stdout, out.stderr[-3000:]
     statuses = {(e["method"], e["kind"], e["status"]) for e in hub_server.stats()["log"]}
     assert ("HEAD", "resolve", 404) in statuses  # optional files probed and answered EntryNotFound

@@ -1,5 +1,6 @@
 """The drift policy on the real registry numbers: reference = the released checkpoint's number
 (0.3 points run-to-run), distance to the paper number within the documented delta + 0.3."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,9 @@ def test_drift_table_reproduces_the_documented_deltas(registry):
         deltas += [abs(r.delta) for r in rows]
     assert max(deltas) == pytest.approx(1.9)  # ViT-G Infoseek
     assert sum(deltas) / len(deltas) == pytest.approx(0.63, abs=0.005)
-    infoseek = next(r for r in drift_table(registry.get("PreFLMR_ViT-G")) if r.benchmark == "M2KR Infoseek" and r.metric == "PR@5")
+    infoseek = next(
+        r for r in drift_table(registry.get("PreFLMR_ViT-G")) if r.benchmark == "M2KR Infoseek" and r.metric == "PR@5"
+    )
     assert (infoseek.paper, infoseek.converted, infoseek.delta) == (59.6, 57.7, pytest.approx(-1.9))
 
 

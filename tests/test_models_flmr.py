@@ -1,4 +1,5 @@
 """zoo.models.flmr against the golden PreFLMR written by the authors' code, and a generated plain FLMR."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,10 @@ import torch
 from flmr_factory import ADDED_TOKENS, VOCAB, encode_golden, make_flmr
 from safetensors.torch import load_file, save_file
 
-from zoo.models.flmr import FLMRInputError
 from zoo.models.flmr import (
     FLMRConfig,
     FLMRContextEncoderTokenizer,
+    FLMRInputError,
     FLMRModelForRetrieval,
     FLMRQueryEncoderTokenizer,
 )
@@ -44,7 +45,6 @@ def golden_model() -> FLMRModelForRetrieval:
 @pytest.fixture(scope="module")
 def tiny_flmr(tmp_path_factory):
     return make_flmr(tmp_path_factory.mktemp("flmr"))
-
 
 
 # --- tokenizers --------------------------------------------------------------------------
@@ -106,8 +106,12 @@ def test_hub_layout_reproduces_golden_outputs(attn, inputs, outputs, caplog):
 def test_query_mask_instruction_and_skip_list(golden_model):
     colon = golden_model.instruction_token_id
     assert colon == VOCAB_GOLDEN.index(":")
-    ids = torch.tensor([[12, 1, 47, 48, colon, 57, 58, 13, 14, 14],   # instruction then question
-                        [12, 1, 71, 72, 13, 14, 14, 14, 14, 0]])      # no ":" -> s = 1, pad id 0 dropped
+    ids = torch.tensor(
+        [
+            [12, 1, 47, 48, colon, 57, 58, 13, 14, 14],  # instruction then question
+            [12, 1, 71, 72, 13, 14, 14, 14, 14, 0],
+        ]
+    )  # no ":" -> s = 1, pad id 0 dropped
     mask = golden_model.query_mask(ids)
     assert mask[0].tolist() == [True, True, False, False, False, True, True, True, True, True]
     assert mask[1].tolist() == [True] * 9 + [False]
@@ -134,7 +138,7 @@ def _manual_mapping_layer(layer, x, text, heads, causal=False):
 
     def attend(att, q_in, kv_in, causal):
         b, n, h = q_in.shape
-        split = lambda t: t.view(b, -1, heads, h // heads).transpose(1, 2)  # noqa: E731
+        split = lambda t: t.view(b, -1, heads, h // heads).transpose(1, 2)
         q, k, v = split(att.self.query(q_in)), split(att.self.key(kv_in)), split(att.self.value(kv_in))
         scores = q @ k.transpose(-1, -2) / math.sqrt(h // heads)
         if causal:
@@ -164,8 +168,12 @@ def test_mapping_network_self_attention_is_not_causal(attn, inputs):
         assert (out_moved[:, 0] - out[:, 0]).abs().max() > 1e-3
         layer = model.transformer_mapping_network.layer[0]
         features = model.transformer_mapping_input_linear(patches)
-        full, causal = (model.transformer_mapping_output_linear(
-            _manual_mapping_layer(layer, features, text[:, :8], heads=4, causal=c)) for c in (False, True))
+        full, causal = (
+            model.transformer_mapping_output_linear(
+                _manual_mapping_layer(layer, features, text[:, :8], heads=4, causal=c)
+            )
+            for c in (False, True)
+        )
         assert (out - full).abs().max() <= 1e-5
         assert (out - causal).abs().max() > 1e-3  # the comparison tells the two apart
         if attn == "sdpa":  # the trap: transformers 5's decoder BertLayer, no mask, SDPA -> causal
@@ -180,8 +188,9 @@ def test_mapping_network_self_attention_is_not_causal(attn, inputs):
 
 def test_save_pretrained_writes_hub_layout_and_shards(golden_model, inputs, tmp_path):
     golden_model.save_pretrained(tmp_path / "one")
-    assert set(load_file(str(tmp_path / "one" / "model.safetensors"))) == \
-        set(load_file(str(GOLDEN / "hf" / "model.safetensors")))
+    assert set(load_file(str(tmp_path / "one" / "model.safetensors"))) == set(
+        load_file(str(GOLDEN / "hf" / "model.safetensors"))
+    )
     golden_model.save_pretrained(tmp_path / "sharded", max_shard_size=100_000)
     assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
     assert len(list((tmp_path / "sharded").glob("model-*-of-*.safetensors"))) > 1
@@ -206,14 +215,23 @@ def _tampered(tmp_path, edit) -> Path:
     return target
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.__setitem__("context_vision_encoder.vision_model.vision_model.pre_layrnorm.bias",
-                             torch.zeros(24)), "unexpected"),
-    (lambda t: t.pop("transformer_mapping_output_linear.bias"), "missing"),
-    (lambda t: t.__setitem__("query_text_encoder_linear.weight", torch.zeros(8, 31)), "shape"),
-    (lambda t: t.__setitem__("query_text_encoder.bert_model.embeddings.position_ids",
-                             torch.arange(64)[None]), "unexpected"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda t: t.__setitem__(
+                "context_vision_encoder.vision_model.vision_model.pre_layrnorm.bias", torch.zeros(24)
+            ),
+            "unexpected",
+        ),
+        (lambda t: t.pop("transformer_mapping_output_linear.bias"), "missing"),
+        (lambda t: t.__setitem__("query_text_encoder_linear.weight", torch.zeros(8, 31)), "shape"),
+        (
+            lambda t: t.__setitem__("query_text_encoder.bert_model.embeddings.position_ids", torch.arange(64)[None]),
+            "unexpected",
+        ),
+    ],
+)
 def test_loading_is_strict(tmp_path, edit, message):
     with pytest.raises(FLMRInputError, match=message) as info:
         FLMRModelForRetrieval.from_pretrained(_tampered(tmp_path, edit))

@@ -1,4 +1,5 @@
 """zoo.models.splade: both on-disk layouts are read and loaded from local files only."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,8 @@ import pytest
 import torch
 from splade_factory import MAX_SEQ_LENGTH, vocabulary
 
-from zoo.models.splade import SpladeFormatError
 from zoo.families.splade import load_sparse_encoder
-from zoo.models.splade import read_spec
+from zoo.models.splade import SpladeFormatError, read_spec
 
 
 def test_v5_layout_spec(splade_repos):

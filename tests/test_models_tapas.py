@@ -1,4 +1,5 @@
 """zoo.models.tapas: golden reproduction, TF's token-type and position rules, spans, text helpers."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,15 @@ from zoo.models.tapas import (
     span_indexes,
 )
 
-TINY = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
-        "max_position_embeddings": 32, "type_vocab_sizes": [3, 8, 8, 2, 8, 8, 4]}
+TINY = {
+    "vocab_size": 40,
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 24,
+    "max_position_embeddings": 32,
+    "type_vocab_sizes": [3, 8, 8, 2, 8, 8, 4],
+}
 
 
 def t(a) -> torch.Tensor:
@@ -131,8 +139,10 @@ def test_save_and_load_round_trip(tmp_path):
         assert torch.equal(reps, loaded.pool_questions(ids, mask))  # D = 0: the pooled output
         assert torch.equal(reps, model.encode_questions(ids[:, :5], mask[:, :5]))  # cut to max_query_length
         # padding is masked out: extra padded positions change nothing
-        padded = loaded.encode_questions(torch.cat([ids[1:, :3], torch.zeros((1, 2), dtype=torch.long)], 1),
-                                         torch.cat([mask[1:, :3], torch.zeros((1, 2), dtype=torch.long)], 1))
+        padded = loaded.encode_questions(
+            torch.cat([ids[1:, :3], torch.zeros((1, 2), dtype=torch.long)], 1),
+            torch.cat([mask[1:, :3], torch.zeros((1, 2), dtype=torch.long)], 1),
+        )
         assert torch.allclose(padded, reps[1:], atol=1e-6)
 
 
@@ -142,8 +152,29 @@ def test_save_and_load_round_trip(tmp_path):
 @pytest.fixture(scope="module")
 def text(tmp_path_factory) -> TapasTextEncoder:
     folder = tmp_path_factory.mktemp("vocab")
-    words = ["[PAD]", "[EMPTY]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "is", "the", "city", "population",
-             "paris", "london", "of", "big", "cities", "2", "9", "?", "##s", "capital"]
+    words = [
+        "[PAD]",
+        "[EMPTY]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "what",
+        "is",
+        "the",
+        "city",
+        "population",
+        "paris",
+        "london",
+        "of",
+        "big",
+        "cities",
+        "2",
+        "9",
+        "?",
+        "##s",
+        "capital",
+    ]
     (folder / "vocab.txt").write_text("\n".join(words) + "\n")
     return TapasTextEncoder.from_pretrained(folder, max_length=64)
 

@@ -1,4 +1,5 @@
 """zoo.reference.tapas_tf: the independent TF implementation reproduces the original code's outputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,12 @@ def _reference(folder, reset: bool) -> TapasTFReference:
 def test_reference_reproduces_golden_retriever():
     folder, inputs, outputs = golden("retriever_proj8")
     got = _reference(folder, reset=False).dual_encoder(
-        inputs["question_input_ids"], inputs["question_input_mask"], inputs["input_ids"], inputs["input_mask"],
-        token_types(inputs), max_query_length=10,
+        inputs["question_input_ids"],
+        inputs["question_input_mask"],
+        inputs["input_ids"],
+        inputs["input_mask"],
+        token_types(inputs),
+        max_query_length=10,
     )
     assert max_diff(got["query_rep"], outputs["query_rep"]) <= TOL
     assert max_diff(got["table_rep"], outputs["table_rep"]) <= TOL

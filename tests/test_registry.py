@@ -1,5 +1,6 @@
 """The packaged registry holds exactly the 20 listed checkpoints with the spec's numbers, and
 malformed registries fail with the file, the entry and the field named."""
+
 from __future__ import annotations
 
 import copy
@@ -114,8 +115,14 @@ def test_zoo_registry_env_is_read_at_call_time(tmp_path, packaged, monkeypatch):
         (lambda m: m["source"].__setitem__("sha256", "abc"), "E", "source.sha256", "does not match"),
         (lambda m: m.pop("family"), "E", "family", "required field is missing"),
         (lambda m: m.__setitem__("colour", "red"), "E", "colour", "unknown field"),
-        (lambda m: m["metrics"].append({"benchmark": "b", "metric": "m", "value": "x", "set": "paper", "provenance": "p"}),
-         "E", "metrics.0.value", "not of type 'number'"),
+        (
+            lambda m: m["metrics"].append(
+                {"benchmark": "b", "metric": "m", "value": "x", "set": "paper", "provenance": "p"}
+            ),
+            "E",
+            "metrics.0.value",
+            "not of type 'number'",
+        ),
         (lambda m: m["source"].__setitem__("kind", "ftp"), "E", "source.kind", "'ftp' is not one of"),
         (lambda m: m["source"].__setitem__("url", None), "E", "source.url", "not of type 'string'"),
         (lambda m: m.__setitem__("converter", "tapas-v2"), "E", "converter", "is not one of"),

@@ -1,4 +1,5 @@
 """Rule tables map each source tensor exactly once and name every mismatch."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The streaming writer produces files the safetensors library reads back exactly, sharded with an index."""
+
 from __future__ import annotations
 
 import json

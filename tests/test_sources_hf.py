@@ -1,6 +1,7 @@
 """zoo.sources.hf against the local Hub server: every file hash-verified against the repo's oids,
 tampering caught (on the wire and in the cache), offline use without network, one download under
 concurrency."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,11 @@ def git_sha1(data: bytes) -> str:
 
 
 def served_files(repo_dir: Path) -> dict[str, bytes]:
-    return {p.relative_to(repo_dir).as_posix(): p.read_bytes()
-            for p in repo_dir.rglob("*") if p.is_file() and ".revisions" not in p.parts}
+    return {
+        p.relative_to(repo_dir).as_posix(): p.read_bytes()
+        for p in repo_dir.rglob("*")
+        if p.is_file() and ".revisions" not in p.parts
+    }
 
 
 def resolve_gets(server) -> dict[str, int]:
@@ -64,7 +68,7 @@ def test_pull_lands_in_hf_cache_and_every_file_is_verified(hub_server, hub_env, 
         assert info["sha256"] == hashlib.sha256(data).hexdigest() and info["size"] == len(data)
         assert info["lfs"] == (rel in LFS_FILES)
         assert info["oid"] == (hashlib.sha256(data).hexdigest() if rel in LFS_FILES else git_sha1(data))
-    assert resolve_gets(hub_server) == {rel: 1 for rel in expected}
+    assert resolve_gets(hub_server) == dict.fromkeys(expected, 1)
     assert hf.files_check(entry) == [] and hf.cached(entry) == snapshot
     # a branch revision is recorded in refs/ so loading by repo id works with HF_HUB_OFFLINE=1
     assert (snapshot.parent.parent / "refs" / "main").read_text() == commit
@@ -225,20 +229,24 @@ def test_concurrent_pulls_in_threads_download_once(hub_server, hub_env, hub_root
     for t in threads:
         t.join(60)
     assert len(results) == 4 and len(set(results)) == 1 and isinstance(results[0], Path)
-    assert resolve_gets(hub_server) == {rel: 1 for rel in served_files(hub_root / REPO)}
+    assert resolve_gets(hub_server) == dict.fromkeys(served_files(hub_root / REPO), 1)
     assert hub_server.stats()["counts"]["GET model_info"] == 1
 
 
 def test_concurrent_pulls_in_processes_download_once(hub_server, hub_env, hub_root):
     code = "import zoo, sys; print(zoo.pull('tiny-repo'))"
     env = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err[-2000:] for _, err in outs]
     paths = {out.strip() for out, _ in outs}
     assert paths == {str(hf.snapshot_dir(REPO, hub_server.commit(REPO)))}
-    assert resolve_gets(hub_server) == {rel: 1 for rel in served_files(hub_root / REPO)}
+    assert resolve_gets(hub_server) == dict.fromkeys(served_files(hub_root / REPO), 1)
     assert hub_server.stats()["counts"]["GET model_info"] == 1  # the others found the receipt under the lock
     receipt = json.loads(cache.paths("tiny-repo").receipt.read_text())
     assert len(receipt["files"]) == len(served_files(hub_root / REPO))
@@ -268,8 +276,9 @@ def test_verify_files_check_reads_the_hf_receipt(hub_server, hub_env, hub_entry,
 
 def zoo_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT_DIR), **env}
-    return subprocess.run([sys.executable, "-m", "zoo", *args], env=full_env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args], env=full_env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_pull_detects_tampering_and_recovers(hub_server, hub_env):
@@ -285,7 +294,9 @@ def test_cli_pull_detects_tampering_and_recovers(hub_server, hub_env):
 
     again = zoo_cli("pull", "tiny-repo", "--json")
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)[0]["status"] == "downloaded" and hf.files_check(cache.read_receipt("tiny-repo")) == []
+    assert (
+        json.loads(again.stdout)[0]["status"] == "downloaded" and hf.files_check(cache.read_receipt("tiny-repo")) == []
+    )
 
 
 def test_cli_offline_names_what_is_missing(hub_server, hub_env):

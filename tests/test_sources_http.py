@@ -1,5 +1,6 @@
 """URL/GCS source against the local GCS-like server: resume, retries, integrity, pins, offline,
 mirrors, unsafe archives, and (as `zoo pull` subprocesses) kill-and-resume and concurrent pulls."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,14 @@ def _fast_backoff(gcs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(constants, "BACKOFF_MAX_S", 0.02)
 
 
-def publish(server: Any, *, payload: int = 200_000, seed: int = 0,
-            extra: tuple[tuple[str | zipfile.ZipInfo, bytes], ...] = (), name: str = OBJECT) -> bytes:
+def publish(
+    server: Any,
+    *,
+    payload: int = 200_000,
+    seed: int = 0,
+    extra: tuple[tuple[str | zipfile.ZipInfo, bytes], ...] = (),
+    name: str = OBJECT,
+) -> bytes:
     """Write a TAPAS-like zip (stored, so its size is about `payload`) where the server serves `name`."""
     rng = random.Random(seed)
     buf = io.BytesIO()
@@ -90,8 +97,11 @@ def test_pull_survives_two_dropped_connections(gcs_server: Any, url_entry: Calla
     assert_extracted(raw_dir, data)
     receipt = cache.read_receipt("t_tiny")
     assert receipt["sha256"] == sha256(data) and receipt["size"] == len(data)
-    assert set(receipt["files"]) == {"tapas_tiny/model.ckpt.data-00000-of-00001", "tapas_tiny/model.ckpt.index",
-                                     "tapas_tiny/vocab.txt"}
+    assert set(receipt["files"]) == {
+        "tapas_tiny/model.ckpt.data-00000-of-00001",
+        "tapas_tiny/model.ckpt.index",
+        "tapas_tiny/vocab.txt",
+    }
     gets = requests_of(gcs_server)
     assert [g["range"] for g in gets] == [None, f"bytes={len(data) // 3}-", f"bytes={2 * (len(data) // 3)}-"]
     assert all(g["if_match"] == gets[0]["if_match"] and g["if_match"] for g in gets)
@@ -109,8 +119,9 @@ def break_midway(server: Any, entry: Any, cut: int, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", retries)
 
 
-def test_broken_run_leaves_a_part_that_the_next_run_resumes(gcs_server: Any, url_entry: Callable,
-                                                            gcs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broken_run_leaves_a_part_that_the_next_run_resumes(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = publish(gcs_server)
     cut = len(data) // 2
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), sha256=sha256(data))
@@ -124,8 +135,9 @@ def test_broken_run_leaves_a_part_that_the_next_run_resumes(gcs_server: Any, url
     assert not lay.part.exists() and not lay.part_record.exists()
 
 
-def test_changed_object_restarts_instead_of_splicing(gcs_server: Any, url_entry: Callable,
-                                                     gcs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_object_restarts_instead_of_splicing(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old = publish(gcs_server, seed=1)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
     break_midway(gcs_server, entry, len(old) // 2, monkeypatch)
@@ -137,8 +149,9 @@ def test_changed_object_restarts_instead_of_splicing(gcs_server: Any, url_entry:
     assert [g["range"] for g in requests_of(gcs_server)] == [None]
 
 
-def test_412_from_if_match_restarts_from_zero(gcs_server: Any, url_entry: Callable,
-                                              gcs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_412_from_if_match_restarts_from_zero(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old = publish(gcs_server, seed=1)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
     break_midway(gcs_server, entry, len(old) // 2, monkeypatch)
@@ -168,8 +181,9 @@ def test_server_ignoring_range_restarts_cleanly(gcs_server: Any, url_entry: Call
     assert [(g["range"] is not None, g["status"]) for g in requests_of(gcs_server)] == [(False, 200), (True, 200)]
 
 
-def test_503_first_then_success_with_a_progress_bar(gcs_server: Any, url_entry: Callable, gcs_env: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_503_first_then_success_with_a_progress_bar(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = publish(gcs_server)
     gcs_server.set_faults(fail_first=3)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), size=len(data), sha256=sha256(data))
@@ -179,8 +193,9 @@ def test_503_first_then_success_with_a_progress_bar(gcs_server: Any, url_entry: 
     assert "t_tiny" in capsys.readouterr().err  # the tqdm bar
 
 
-def test_persistent_5xx_gives_up_with_download_error(gcs_server: Any, url_entry: Callable, gcs_env: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_persistent_5xx_gives_up_with_download_error(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     publish(gcs_server)
     gcs_server.set_faults(fail_first=1000)
     monkeypatch.setattr(constants, "DOWNLOAD_RETRIES", 2)
@@ -196,8 +211,9 @@ def test_persistent_5xx_gives_up_with_download_error(gcs_server: Any, url_entry:
 
 
 @pytest.mark.parametrize(("omit_md5", "caught_by"), [(False, "md5"), (True, "crc32c")])
-def test_corrupt_byte_fails_and_keeps_nothing(gcs_server: Any, url_entry: Callable, gcs_env: Path,
-                                              omit_md5: bool, caught_by: str) -> None:
+def test_corrupt_byte_fails_and_keeps_nothing(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path, omit_md5: bool, caught_by: str
+) -> None:
     data = publish(gcs_server)
     gcs_server.set_faults(corrupt_offset=len(data) // 2, omit_md5=omit_md5)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), size=len(data), sha256=sha256(data))
@@ -208,8 +224,9 @@ def test_corrupt_byte_fails_and_keeps_nothing(gcs_server: Any, url_entry: Callab
     assert_nothing_kept(gcs_env)
 
 
-def test_goog_md5_mismatch_detected_when_registry_hash_is_null(gcs_server: Any, url_entry: Callable,
-                                                               gcs_env: Path) -> None:
+def test_goog_md5_mismatch_detected_when_registry_hash_is_null(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path
+) -> None:
     data = publish(gcs_server)
     gcs_server.set_faults(corrupt_offset=10)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
@@ -230,8 +247,7 @@ def test_registry_sha256_mismatch_keeps_nothing(gcs_server: Any, url_entry: Call
     assert_nothing_kept(gcs_env)
 
 
-def test_registry_size_mismatch_fails_before_downloading(gcs_server: Any, url_entry: Callable,
-                                                         gcs_env: Path) -> None:
+def test_registry_size_mismatch_fails_before_downloading(gcs_server: Any, url_entry: Callable, gcs_env: Path) -> None:
     data = publish(gcs_server)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), size=len(data) + 1)
     with pytest.raises(IntegrityError, match="size mismatch"):
@@ -240,8 +256,9 @@ def test_registry_size_mismatch_fails_before_downloading(gcs_server: Any, url_en
     assert_nothing_kept(gcs_env)
 
 
-def test_null_hash_is_pinned_and_an_upstream_change_needs_repin(gcs_server: Any, url_entry: Callable,
-                                                                gcs_env: Path) -> None:
+def test_null_hash_is_pinned_and_an_upstream_change_needs_repin(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path
+) -> None:
     old = publish(gcs_server, seed=1)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
     raw_dir = http.pull(entry)
@@ -282,8 +299,9 @@ def test_unsafe_archive_from_server_is_refused(gcs_server: Any, url_entry: Calla
 # --- offline, mirrors, decisions ----------------------------------------------------------
 
 
-def test_offline_with_nothing_cached_fails_at_once(gcs_server: Any, url_entry: Callable,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_with_nothing_cached_fails_at_once(
+    gcs_server: Any, url_entry: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
     publish(gcs_server)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
     monkeypatch.setenv("ZOO_OFFLINE", "1")
@@ -296,8 +314,9 @@ def test_offline_with_nothing_cached_fails_at_once(gcs_server: Any, url_entry: C
     assert gcs_server.stats()["requests"] == []
 
 
-def test_offline_with_everything_cached_needs_no_server(gcs_server: Any, url_entry: Callable, gcs_env: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_with_everything_cached_needs_no_server(
+    gcs_server: Any, url_entry: Callable, gcs_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = publish(gcs_server)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT))
     raw_dir = http.pull(entry)
@@ -313,8 +332,9 @@ def test_offline_with_everything_cached_needs_no_server(gcs_server: Any, url_ent
     assert gcs_server.stats()["requests"] == []
 
 
-def test_mirrors_are_tried_in_order_before_the_origin(gcs_server: Any, url_entry: Callable, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirrors_are_tried_in_order_before_the_origin(
+    gcs_server: Any, url_entry: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gcs_server import GCSServer  # importable: the gcs_server fixture put scripts/ on sys.path
 
     empty_root, mirror_root = tmp_path / "empty", tmp_path / "mirror"
@@ -366,12 +386,20 @@ def test_cached_follows_the_registry(gcs_server: Any, url_entry: Callable, gcs_e
 
 def zoo_pull(model_id: str, *flags: str, **popen: Any) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, "-m", "zoo", "pull", model_id, *flags], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo", "pull", model_id, *flags],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
-def test_cli_killed_midway_resumes_on_the_next_run(gcs_server: Any, url_entry: Callable, url_registry: Callable,
-                                                   gcs_env: Path) -> None:
+def test_cli_killed_midway_resumes_on_the_next_run(
+    gcs_server: Any, url_entry: Callable, url_registry: Callable, gcs_env: Path
+) -> None:
     data = publish(gcs_server, payload=3_000_000)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), size=len(data), sha256=sha256(data))
     url_registry(entry)
@@ -397,8 +425,9 @@ def test_cli_killed_midway_resumes_on_the_next_run(gcs_server: Any, url_entry: C
     assert cache.read_receipt("t_tiny")["sha256"] == sha256(data)
 
 
-def test_cli_four_concurrent_pulls_download_once(gcs_server: Any, url_entry: Callable, url_registry: Callable,
-                                                 gcs_env: Path) -> None:
+def test_cli_four_concurrent_pulls_download_once(
+    gcs_server: Any, url_entry: Callable, url_registry: Callable, gcs_env: Path
+) -> None:
     data = publish(gcs_server, payload=1_000_000)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), sha256=sha256(data))
     url_registry(entry)
@@ -412,12 +441,22 @@ def test_cli_four_concurrent_pulls_download_once(gcs_server: Any, url_entry: Cal
     assert_extracted(cache.paths("t_tiny").raw_dir, data)
 
 
-@pytest.mark.parametrize(("fault", "exit_code", "message"), [
-    ({"corrupt_offset": 100}, 1, "md5 mismatch"),
-    ({}, 2, "symbolic link"),
-])
-def test_cli_exit_codes(gcs_server: Any, url_entry: Callable, url_registry: Callable, gcs_env: Path,
-                        fault: dict[str, Any], exit_code: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "exit_code", "message"),
+    [
+        ({"corrupt_offset": 100}, 1, "md5 mismatch"),
+        ({}, 2, "symbolic link"),
+    ],
+)
+def test_cli_exit_codes(
+    gcs_server: Any,
+    url_entry: Callable,
+    url_registry: Callable,
+    gcs_env: Path,
+    fault: dict[str, Any],
+    exit_code: int,
+    message: str,
+) -> None:
     link = zipfile.ZipInfo("tapas_tiny/link")
     link.create_system, link.external_attr = 3, (0o120777 << 16)
     publish(gcs_server, extra=() if fault else ((link, b"/etc/passwd"),))
@@ -435,9 +474,21 @@ def test_server_cli_prints_its_port_and_takes_faults_at_runtime(tmp_path: Path) 
 
     (tmp_path / "bucket").mkdir()
     (tmp_path / "bucket" / "o.bin").write_bytes(b"0123456789")
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "gcs_server.py"), "--root", str(tmp_path),
-                             "--port", "0", "--fail-first", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "gcs_server.py"),
+            "--root",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--fail-first",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{int(proc.stdout.readline())}"
         with pytest.raises(urllib.error.HTTPError, match="503"):

@@ -5,6 +5,7 @@ for the registry's SPLADE repo), the v6 layout, and a pytorch_model.bin-only rep
 model's golden similarities in tests/data were computed once by the factory's plain-transformers
 path; nothing here recomputes them.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,26 +34,56 @@ REAL_ID = "splade-distilbert-base-uncased-msmarco-mnrl"
 
 def registry_entry(model_id: str, repo: str, golden: list[dict] | None = None) -> dict:
     return {
-        "id": model_id, "family": "splade", "task": "sparse-encoder", "size": "tiny",
-        "attributes": {"hard_negatives": None, "down_projection_dim": None, "fine_tuned_on": None,
-                       "vision_encoder": None, "text_encoder": "tiny DistilBertForMaskedLM", "params": None},
-        "source": {"kind": "hf", "url": None, "archive": None, "size": None, "sha256": None, "md5": None,
-                   "crc32c": None, "repo": repo, "revision": "main"},
-        "converter": None, "license": "apache-2.0", "paper": {"title": "tiny SPLADE", "arxiv": None, "url": None},
-        "metrics": [], "golden": golden or [], "notes": "",
+        "id": model_id,
+        "family": "splade",
+        "task": "sparse-encoder",
+        "size": "tiny",
+        "attributes": {
+            "hard_negatives": None,
+            "down_projection_dim": None,
+            "fine_tuned_on": None,
+            "vision_encoder": None,
+            "text_encoder": "tiny DistilBertForMaskedLM",
+            "params": None,
+        },
+        "source": {
+            "kind": "hf",
+            "url": None,
+            "archive": None,
+            "size": None,
+            "sha256": None,
+            "md5": None,
+            "crc32c": None,
+            "repo": repo,
+            "revision": "main",
+        },
+        "converter": None,
+        "license": "apache-2.0",
+        "paper": {"title": "tiny SPLADE", "arxiv": None, "url": None},
+        "metrics": [],
+        "golden": golden or [],
+        "notes": "",
     }
 
 
 def tiny_golden(values: list[float] | None = None) -> list[dict]:
-    return [{"name": GOLDEN["name"], "kind": "similarity",
-             "inputs": {"query": GOLDEN["query"], "documents": GOLDEN["documents"]},
-             "values": values or GOLDEN["similarities"], "tolerance": GOLDEN["tolerance"],
-             "provenance": GOLDEN["provenance"]}]
+    return [
+        {
+            "name": GOLDEN["name"],
+            "kind": "similarity",
+            "inputs": {"query": GOLDEN["query"], "documents": GOLDEN["documents"]},
+            "values": values or GOLDEN["similarities"],
+            "tolerance": GOLDEN["tolerance"],
+            "provenance": GOLDEN["provenance"],
+        }
+    ]
 
 
 def write_registry(path: Path, golden_values: list[float] | None = None) -> Path:
-    models = [registry_entry(mid, repo, tiny_golden(golden_values) if mid == "tiny-splade" else None)
-              for mid, (repo, _) in REPOS.items()]
+    models = [
+        registry_entry(mid, repo, tiny_golden(golden_values) if mid == "tiny-splade" else None)
+        for mid, (repo, _) in REPOS.items()
+    ]
     path.write_text(json.dumps({"schema_version": 1, "models": models}))
     return path
 
@@ -68,9 +99,15 @@ def splade_hub(tmp_path_factory: pytest.TempPathFactory, splade_repos: dict[str,
         shutil.copytree(splade_repos[generated], base / "hub" / repo)
     with HubServer(base / "hub") as server:
         server.tamper("org/tiny-splade-tampered", "model.safetensors", 4000)
-        env = {"HF_ENDPOINT": server.url, "HF_HOME": str(base / "hf"), "HF_HUB_CACHE": str(base / "hf" / "hub"),
-               "ZOO_HOME": str(base / "zoo"), "ZOO_REGISTRY": str(write_registry(base / "registry.json")),
-               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+        env = {
+            "HF_ENDPOINT": server.url,
+            "HF_HOME": str(base / "hf"),
+            "HF_HUB_CACHE": str(base / "hf" / "hub"),
+            "ZOO_HOME": str(base / "zoo"),
+            "ZOO_REGISTRY": str(write_registry(base / "registry.json")),
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
         yield {"env": env, "base": base, "server": server}
 
 
@@ -85,8 +122,15 @@ def splade_env(splade_hub: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 def zoo_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if k not in ("ZOO_OFFLINE", "HF_HUB_OFFLINE")} | env
-    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=full, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full,
+        timeout=120,
+        check=False,
+    )
 
 
 def checks_of(stdout: str) -> dict[str, dict]:
@@ -154,8 +198,9 @@ def test_tampered_download_is_refused(splade_env):
 
 
 def test_load_returns_sparse_encoder_from_cache_offline(splade_env, monkeypatch):
-    import zoo
     from sentence_transformers import SparseEncoder
+
+    import zoo
     from zoo import cache
 
     snapshot = zoo.pull("tiny-splade-offline")  # pulled only: nothing converted yet
@@ -170,7 +215,8 @@ def test_load_returns_sparse_encoder_from_cache_offline(splade_env, monkeypatch)
     assert (model_dir / "model.safetensors").samefile(snapshot / "model.safetensors")  # linked, not copied
     scores = model.similarity(model.encode_query([GOLDEN["query"]]), model.encode_document(GOLDEN["documents"]))
     assert scores.shape == (1, 3)
-    assert max(abs(float(a) - b) for a, b in zip(scores[0], GOLDEN["similarities"])) <= GOLDEN["tolerance"]
+    diffs = [abs(float(a) - b) for a, b in zip(scores[0], GOLDEN["similarities"], strict=True)]
+    assert max(diffs) <= GOLDEN["tolerance"]
     assert isinstance(zoo.load(model_dir), SparseEncoder)  # a directory works too
     assert splade_env["server"].stats()["requests"] == 0
 
@@ -214,8 +260,12 @@ def test_golden_dir(splade_env, tmp_path):
     from zoo.checks import splade
 
     model_dir = zoo.resolve("tiny-splade")
-    case = {"name": "tiny", "query": GOLDEN["query"], "documents": GOLDEN["documents"],
-            "similarities": GOLDEN["similarities"]}
+    case = {
+        "name": "tiny",
+        "query": GOLDEN["query"],
+        "documents": GOLDEN["documents"],
+        "similarities": GOLDEN["similarities"],
+    }
     (tmp_path / "golden.json").write_text(json.dumps({"tolerance": GOLDEN["tolerance"], "cases": [case]}))
     assert splade.golden(model_dir, tmp_path).ok
     case["similarities"] = [v + 0.01 for v in GOLDEN["similarities"]]

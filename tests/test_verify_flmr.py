@@ -1,4 +1,5 @@
 """zoo.checks.flmr: the golden and encodings checks pass on faithful models and fail on altered ones."""
+
 from __future__ import annotations
 
 import shutil
@@ -64,8 +65,8 @@ def test_unloadable_model_is_a_failed_check(tmp_path):
 
 
 def test_pixel_probe_is_deterministic(converted):
-    from zoo.models.flmr import FLMRModelForRetrieval
     from zoo.checks.flmr import _probe_pixels
+    from zoo.models.flmr import FLMRModelForRetrieval
 
     model = FLMRModelForRetrieval.from_pretrained(converted)
     assert torch.equal(_probe_pixels(model, 3), _probe_pixels(model, 3))

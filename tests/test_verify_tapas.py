@@ -1,4 +1,5 @@
 """zoo.checks.tapas: encodings (torch vs TF reference) and golden checks pass when right, fail when wrong."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 from tapas_support import GOLDEN, TOL, convert, factory
 
-from zoo.errors import FormatError
 from zoo.checks.tapas import encodings, golden, probe_batch
+from zoo.errors import FormatError
 
 VARIANTS = {
     "proj0": {"down_projection_dim": 0},

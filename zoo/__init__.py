@@ -1,4 +1,5 @@
 """zoo: a registry, converter, verifier and hub manager for published retrieval checkpoints."""
+
 from ._version import __version__
 from .api import bench, convert, get, info, list_models, load, path, pull, read_manifest, resolve, state, verify
 from .errors import ZooError

@@ -70,8 +70,11 @@ def state(model: str | Entry) -> dict[str, bool]:
 def info(model_id: str) -> dict[str, Any]:
     """Everything `zoo info` shows: the entry, its cache state and the paper-vs-converted drift table."""
     entry = get(model_id)
-    return {**entry.to_dict(), "state": state(entry),
-            "drift": [{**vars(r), "delta": r.delta} for r in drift_table(entry)]}
+    return {
+        **entry.to_dict(),
+        "state": state(entry),
+        "drift": [{**vars(r), "delta": r.delta} for r in drift_table(entry)],
+    }
 
 
 # --- pulling and converting ---------------------------------------------------------------------
@@ -87,8 +90,15 @@ def pull(model_id: str, *, force: bool = False, repin: bool = False, progress: b
 
 
 @_typed_errors
-def convert(model_or_path: str | Path, format: str | None = None, out: str | Path | None = None, *,  # noqa: A002
-            force: bool = False, progress: bool = False, **options: Any) -> Path:
+def convert(
+    model_or_path: str | Path,
+    format: str | None = None,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    progress: bool = False,
+    **options: Any,
+) -> Path:
     """Convert a registry model (pulled if needed), or with `format` a local artifact, into `out`.
 
     A registry model goes to the cache (or `out`); a local artifact (zip, unzipped folder,
@@ -98,17 +108,22 @@ def convert(model_or_path: str | Path, format: str | None = None, out: str | Pat
     if format is not None:
         if out is None:
             raise InputError("converting a local artifact needs out= (--out DIR)")
-        return conversion.convert_local(Path(model_or_path), format, Path(out), options=options, force=force,
-                                        progress=progress)
+        return conversion.convert_local(
+            Path(model_or_path), format, Path(out), options=options, force=force, progress=progress
+        )
     if options:
-        raise InputError(f"options {', '.join(sorted(options))} apply to local artifacts (give format=); "
-                         "a registry model is converted as the registry says")
+        raise InputError(
+            f"options {', '.join(sorted(options))} apply to local artifacts (give format=); "
+            "a registry model is converted as the registry says"
+        )
     try:
         entry = get(str(model_or_path))
     except UnknownModelError:
         if Path(model_or_path).exists():
-            raise InputError(f"{model_or_path} is a path, not a registry id: give its format "
-                             "(--format / format=) and an output directory") from None
+            raise InputError(
+                f"{model_or_path} is a path, not a registry id: give its format "
+                "(--format / format=) and an output directory"
+            ) from None
         raise
     return conversion.convert_entry(entry, Path(out) if out is not None else None, force=force, progress=progress)
 
@@ -182,8 +197,14 @@ def verify(model_id_or_dir: str | Path, golden: str | Path | None = None) -> Rep
 
 
 @_typed_errors
-def bench(model_or_dir: str | Path, data: str | Path, *, judge_as: str | None = None,
-          merge_from: Sequence[str | Path] = (), **options: Any) -> BenchResult:
+def bench(
+    model_or_dir: str | Path,
+    data: str | Path,
+    *,
+    judge_as: str | None = None,
+    merge_from: Sequence[str | Path] = (),
+    **options: Any,
+) -> BenchResult:
     """Recompute published metrics from local benchmark data and judge them (docs/benchmarks.md).
 
     `options` are BenchOptions fields: split, work, shard, batch_size, chunk_size, device,
@@ -198,8 +219,9 @@ def bench(model_or_dir: str | Path, data: str | Path, *, judge_as: str | None = 
             raise InputError("merge_from (--merge-from) needs work (--work): the directory the shards are merged into")
         benchmarks.merge([Path(p) for p in merge_from], Path(options["work"]))
     try:
-        settings = benchmarks.BenchOptions(**{k: Path(v) if k in _PATH_OPTIONS and v is not None else v
-                                               for k, v in options.items()})
+        settings = benchmarks.BenchOptions(
+            **{k: Path(v) if k in _PATH_OPTIONS and v is not None else v for k, v in options.items()}
+        )
     except TypeError as exc:
         raise InputError(f"bench: {exc}") from None
     return benchmarks.run(str(model_or_dir), Path(data), settings, judge_as=judge_as)

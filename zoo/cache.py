@@ -12,6 +12,7 @@ Layout (one directory per model id):
 A directory or file becomes visible under its final name only through `os.replace`, so an
 interrupted run never leaves something that looks complete.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -135,8 +136,7 @@ def hash_tree(root: Path, exclude: frozenset[str] = frozenset()) -> dict[str, di
     return out
 
 
-def compare_tree(root: Path, expected: dict[str, dict[str, Any]],
-                 exclude: frozenset[str] = frozenset()) -> list[str]:
+def compare_tree(root: Path, expected: dict[str, dict[str, Any]], exclude: frozenset[str] = frozenset()) -> list[str]:
     """Problems (missing, extra, changed files) of `root` against recorded hashes; empty when intact."""
     problems: list[str] = []
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - exclude

@@ -44,8 +44,17 @@ def _state_text(state: dict[str, bool], empty: str = "-") -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [{"id": e.id, "family": e.family, "task": e.task, "size": e.size,
-             "source": e.source.repo or e.source.url, "state": api.state(e)} for e in api.list_models(args.family)]
+    rows = [
+        {
+            "id": e.id,
+            "family": e.family,
+            "task": e.task,
+            "size": e.size,
+            "source": e.source.repo or e.source.url,
+            "state": api.state(e),
+        }
+        for e in api.list_models(args.family)
+    ]
     lines = [f"{'id':46} {'family':7} {'task':17} {'size':7} state"]
     lines += [f"{r['id']:46} {r['family']:7} {r['task']:17} {r['size']:7} {_state_text(r['state'])}" for r in rows]
     _emit(args, rows, "\n".join(lines))
@@ -58,7 +67,8 @@ def _info_text(entry: Entry, state: dict[str, bool]) -> str:
         f"{entry.id}  ({entry.family}, {entry.task}, size {entry.size})",
         f"  source:     {entry.source.url or entry.source.repo}"
         + (f" @ {entry.source.revision}" if entry.source.revision else ""),
-        f"  size/hash:  {entry.source.size or 'unknown'} bytes, sha256 {entry.source.sha256 or 'null (pinned on first pull)'}",
+        f"  size/hash:  {entry.source.size or 'unknown'} bytes, "
+        f"sha256 {entry.source.sha256 or 'null (pinned on first pull)'}",
         f"  converter:  {entry.converter or 'none (already safetensors)'}",
         f"  license:    {entry.license}",
         f"  paper:      {entry.paper.title}" + (f" (arXiv {entry.paper.arxiv})" if entry.paper.arxiv else ""),
@@ -69,10 +79,16 @@ def _info_text(entry: Entry, state: dict[str, bool]) -> str:
         lines.append(f"  notes:      {entry.notes}")
     drift = [r for r in drift_table(entry) if r.paper is not None and r.converted is not None]
     if drift:
-        lines += ["", "  drift: paper numbers vs the converted HF checkpoint (authors' deprecation note)",
-                  f"  {'benchmark':22} {'metric':7} {'paper':>7} {'converted':>9} {'delta':>7}"]
-        lines += [f"  {r.benchmark:22} {r.metric:7} {r.paper:7.1f} {r.converted:9.1f} {r.delta:+7.1f}"
-                  for r in drift if r.delta is not None]
+        lines += [
+            "",
+            "  drift: paper numbers vs the converted HF checkpoint (authors' deprecation note)",
+            f"  {'benchmark':22} {'metric':7} {'paper':>7} {'converted':>9} {'delta':>7}",
+        ]
+        lines += [
+            f"  {r.benchmark:22} {r.metric:7} {r.paper:7.1f} {r.converted:9.1f} {r.delta:+7.1f}"
+            for r in drift
+            if r.delta is not None
+        ]
     shown = {(r.benchmark, r.metric) for r in drift}
     others = [m for m in entry.metrics if (m.benchmark, m.metric) not in shown]
     if others:
@@ -110,20 +126,30 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if args.model or not args.format or not args.out:
             raise InputError("convert --from PATH needs --format and --out, and no model id")
         reset = {"yes": True, "no": False}.get(args.reset)
-        options = {k: v for k, v in (("config", args.config), ("vision", args.vision),
-                                     ("reset_position_index_per_cell", reset)) if v is not None}
-        path = api.convert(Path(args.source), args.format, Path(args.out), force=args.force,
-                           progress=_progress(args), **options)
+        options = {
+            k: v
+            for k, v in (("config", args.config), ("vision", args.vision), ("reset_position_index_per_cell", reset))
+            if v is not None
+        }
+        path = api.convert(
+            Path(args.source), args.format, Path(args.out), force=args.force, progress=_progress(args), **options
+        )
     else:
         if not args.model or args.format or args.config or args.vision or args.reset:
             raise InputError("convert takes a model id, or --from PATH --format FORMAT --out DIR")
-        path = api.convert(args.model, out=Path(args.out) if args.out else None, force=args.force,
-                           progress=_progress(args))
+        path = api.convert(
+            args.model, out=Path(args.out) if args.out else None, force=args.force, progress=_progress(args)
+        )
     data = api.read_manifest(path)
-    _emit(args, {"path": str(path), "format": data["format"], "notes": data["notes"],
-                 "checks": data["checks_at_conversion"]},
-          "\n".join([f"converted -> {path}"] + [f"  note: {n}" for n in data["notes"]]
-                    + [f"  {c['name']}: {c['verdict']} ({c['value']})" for c in data["checks_at_conversion"]]))
+    _emit(
+        args,
+        {"path": str(path), "format": data["format"], "notes": data["notes"], "checks": data["checks_at_conversion"]},
+        "\n".join(
+            [f"converted -> {path}"]
+            + [f"  note: {n}" for n in data["notes"]]
+            + [f"  {c['name']}: {c['verdict']} ({c['value']})" for c in data["checks_at_conversion"]]
+        ),
+    )
     return 0
 
 
@@ -131,8 +157,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = api.verify(args.target, golden=args.golden)
     lines = [f"verify {report.target}"]
     for c in report.checks:
-        lines.append(f"  {c.name:10} {c.verdict:4}  value={c.value}  tolerance={c.tolerance}"
-                     + (f"  {c.detail}" if c.detail else ""))
+        lines.append(
+            f"  {c.name:10} {c.verdict:4}  value={c.value}  tolerance={c.tolerance}"
+            + (f"  {c.detail}" if c.detail else "")
+        )
     lines.append("OK" if report.ok else "FAILED")
     _emit(args, report.to_dict(), "\n".join(lines))
     if not report.ok:
@@ -150,9 +178,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmarks import render
 
     result = api.bench(
-        args.model, args.data, judge_as=args.judge_as, merge_from=args.merge_from or (), split=args.split,
-        work=args.work, shard=args.shard or "0/1", batch_size=args.batch_size, chunk_size=args.chunk_size,
-        device=args.device, images=args.images, backend=args.backend, tables_tsv=args.tables_tsv,
+        args.model,
+        args.data,
+        judge_as=args.judge_as,
+        merge_from=args.merge_from or (),
+        split=args.split,
+        work=args.work,
+        shard=args.shard or "0/1",
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        device=args.device,
+        images=args.images,
+        backend=args.backend,
+        tables_tsv=args.tables_tsv,
         progress=_progress(args),
     )
     if args.merge_from and not args.json:
@@ -196,10 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=families.format_names())
     p.add_argument("--out", help="output directory")
     p.add_argument("--config", help="flmr-legacy: dir with config.json and the tokenizer folders")
-    p.add_argument("--vision", help="flmr-legacy: CLIP vision model dir, or the FLMR hub repo "
-                                    "(FLMR legacy checkpoints have no vision tower)")
-    p.add_argument("--reset-position-index-per-cell", dest="reset", choices=["yes", "no"],
-                   help="tapas: per-cell position reset, when the checkpoint has no .meta graph to tell")
+    p.add_argument(
+        "--vision",
+        help="flmr-legacy: CLIP vision model dir, or the FLMR hub repo (FLMR legacy checkpoints have no vision tower)",
+    )
+    p.add_argument(
+        "--reset-position-index-per-cell",
+        dest="reset",
+        choices=["yes", "no"],
+        help="tapas: per-cell position reset, when the checkpoint has no .meta graph to tell",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing converted model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_convert)
@@ -221,13 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--work", help="embedding stores, runs and qrels (default: $ZOO_HOME/bench/<model>)")
     p.add_argument("--shard", metavar="I/N", help="encode only shard I of N (0-based); search in a run without --shard")
-    p.add_argument("--merge-from", nargs="+", metavar="DIR", help="copy other shards' work directories into --work first")
+    p.add_argument(
+        "--merge-from", nargs="+", metavar="DIR", help="copy other shards' work directories into --work first"
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--chunk-size", type=int, default=1024, help="corpus items per stored chunk (the resume unit)")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--images", help="M2KR: the root img_path is relative to (default: --data)")
-    p.add_argument("--backend", choices=["zoo", "tf"], default="zoo",
-                   help="tapas: tf runs the independent TF reference on the original checkpoint")
+    p.add_argument(
+        "--backend",
+        choices=["zoo", "tf"],
+        default="zoo",
+        help="tapas: tf runs the independent TF reference on the original checkpoint",
+    )
     p.add_argument("--tables-tsv", help="tapas: shipped table embeddings to reproduce (default: beside the checkpoint)")
     p.add_argument("--judge-as", metavar="MODEL", help="registry id whose numbers a model directory is judged against")
     p.add_argument("--json", action="store_true")
@@ -249,8 +299,13 @@ def _quiet_libraries(verbose: bool) -> None:
 def _report_error(exc: ZooError, as_json: bool) -> int:
     if as_json:
         fields = {k: v for k, v in vars(exc).items() if not k.startswith("_") and k != "report"}
-        print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code,
-                                    **fields}}, indent=2, default=str))
+        print(
+            json.dumps(
+                {"error": {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code, **fields}},
+                indent=2,
+                default=str,
+            )
+        )
     print(f"zoo: error: {exc}", file=sys.stderr)
     return exc.exit_code
 
@@ -261,8 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
         return _report_error(exc, "--json" in argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     _quiet_libraries(args.verbose)
     try:
         return int(args.func(args))

@@ -1,4 +1,5 @@
 """Every environment variable zoo reads, parsed at call time (never frozen at import)."""
+
 from __future__ import annotations
 
 import os

@@ -37,8 +37,9 @@ def convert_entry(entry: Entry, out: Path | None = None, *, force: bool = False,
         receipt = cache.read_receipt(entry.id) or {}
         origin = {"url": receipt.get("url") or entry.source.url, "sha256": receipt.get("sha256")}
         # the cache's own directory may be replaced (a stale or older conversion); a user's out may not
-        return convert_local(raw, entry.converter, target, entry=entry, origin=origin,
-                             force=force or out is None, progress=progress)
+        return convert_local(
+            raw, entry.converter, target, entry=entry, origin=origin, force=force or out is None, progress=progress
+        )
 
 
 def resolve(entry: Entry, *, progress: bool = False) -> Path:
@@ -71,8 +72,9 @@ def convert_local(
     options = dict(options or {})
     unknown = sorted(set(options) - set(module.OPTIONS))
     if unknown:
-        raise InputError(f"format {fmt} takes no option(s) {', '.join(unknown)} "
-                         f"(it takes: {', '.join(module.OPTIONS) or 'none'})")
+        raise InputError(
+            f"format {fmt} takes no option(s) {', '.join(unknown)} (it takes: {', '.join(module.OPTIONS) or 'none'})"
+        )
     src = Path(src).expanduser()
     if not src.exists() and not Path(f"{src}.index").is_file():
         raise InputError(f"--from {src}: no such file or directory")
@@ -83,9 +85,14 @@ def convert_local(
         if origin:
             result = replace(result, source={**result.source, "origin": origin})
         draft = manifest.describe(
-            family=fam.name, format=fmt, source=result.source, model_id=entry.id if entry else None,
-            options=result.options, mapping=[m.to_dict() for m in result.plan.mapped],
-            skipped=list(result.plan.skipped), notes=list(result.notes),
+            family=fam.name,
+            format=fmt,
+            source=result.source,
+            model_id=entry.id if entry else None,
+            options=result.options,
+            mapping=[m.to_dict() for m in result.plan.mapped],
+            skipped=list(result.plan.skipped),
+            notes=list(result.notes),
         )
         checks = runner.conversion_checks(fam, tmp, draft)
         failed = [c for c in checks if not c.ok]
@@ -149,10 +156,14 @@ def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Pa
         receipt = cache.read_receipt(entry.id) or {}
         if receipt.get("commit"):
             source["commit"] = receipt["commit"]
-        note = (converted.note() + "; other files were linked from the verified pull" if converted else
-                "already safetensors: nothing was converted; files were linked from the verified pull")
-        manifest.seal(tmp, manifest.describe(family=entry.family, format=None, source=source, model_id=entry.id,
-                                             notes=[note]))
+        note = (
+            converted.note() + "; other files were linked from the verified pull"
+            if converted
+            else "already safetensors: nothing was converted; files were linked from the verified pull"
+        )
+        manifest.seal(
+            tmp, manifest.describe(family=entry.family, format=None, source=source, model_id=entry.id, notes=[note])
+        )
         cache.replace_dir(tmp, out)
     finally:
         if tmp.exists():

@@ -3,6 +3,7 @@
 Exit 2 means the caller gave bad input (unknown id, malformed file, wrong format);
 exit 1 means the operation or a check failed. Builtin bases let callers catch either.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -61,8 +62,10 @@ class MissingDependencyError(InputError, ImportError):
 
     def __init__(self, module: str, extra: str, needed_for: str) -> None:
         self.module, self.extra = module, extra
-        super().__init__(f"{needed_for} needs the Python package {module!r}, which is not installed; "
-                         f"install it with: pip install 'zoo[{extra}]'")
+        super().__init__(
+            f"{needed_for} needs the Python package {module!r}, which is not installed; "
+            f"install it with: pip install 'zoo[{extra}]'"
+        )
 
 
 # --- failures: exit 1 --------------------------------------------------------------
@@ -75,8 +78,9 @@ class DownloadError(ZooError, OSError):
 class IntegrityError(ZooError):
     """Bytes on disk or on the wire do not match what was expected."""
 
-    def __init__(self, message: str, *, expected: str | None = None,
-                 actual: str | None = None, source: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, expected: str | None = None, actual: str | None = None, source: str | None = None
+    ) -> None:
         self.expected, self.actual, self.source = expected, actual, source
         super().__init__(message)
 

@@ -10,6 +10,7 @@ Policy (issue: "the documented drift, as data and as a check"):
   number differs from the released one (the measurement reproduces the drift the authors
   documented rather than the paper).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -4,6 +4,7 @@ The manifest lists the sha256 of every file (except itself and the verify report
 source identity, the converter and its version, and the applied tensor mapping, so that
 `verify` can re-check files and replay the weights transform later.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,7 @@ def describe(
 
 def seal(directory: Path, description: dict[str, Any], checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Hash every file once the directory is complete and write the manifest; returns it."""
-    data = {**description, "checks_at_conversion": checks or [],
-            "files": cache.hash_tree(directory, exclude=UNLISTED)}
+    data = {**description, "checks_at_conversion": checks or [], "files": cache.hash_tree(directory, exclude=UNLISTED)}
     cache.atomic_write_json(directory / constants.MANIFEST_FILENAME, data)
     return data
 

@@ -3,6 +3,7 @@
 registry.json is the single source of truth for every listed checkpoint; user files named
 in ZOO_REGISTRY are merged over it (same id replaces, new ids add). Nothing loads at import.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -180,7 +181,9 @@ def _load_file(path: Path) -> list[Entry]:
     except (OSError, UnicodeDecodeError) as exc:
         raise RegistryError(name, None, None, f"cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise RegistryError(name, None, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise RegistryError(
+            name, None, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     _validate(name, data)
     entries = [_entry(m, name) for m in data["models"]]
     seen: set[str] = set()
@@ -199,8 +202,12 @@ def _check_family(file: str, entry: Entry) -> None:
         raise RegistryError(file, entry.id, "task", f"{entry.task!r} is not a {fam.name} task ({', '.join(fam.tasks)})")
     known = [f.name for f in fam.formats]
     if entry.converter is not None and entry.converter not in known:
-        raise RegistryError(file, entry.id, "converter",
-                            f"{entry.converter!r} is not a {fam.name} format ({', '.join(known) or 'none'})")
+        raise RegistryError(
+            file,
+            entry.id,
+            "converter",
+            f"{entry.converter!r} is not a {fam.name} format ({', '.join(known) or 'none'})",
+        )
 
 
 def _validate(name: str, data: Any) -> None:
@@ -213,7 +220,9 @@ def _validate(name: str, data: Any) -> None:
     entry = field_name = None
     if len(path) >= 2 and path[0] == "models" and isinstance(path[1], int):
         model = data["models"][path[1]]
-        entry = model.get("id") if isinstance(model, dict) and isinstance(model.get("id"), str) else f"models[{path[1]}]"
+        entry = (
+            model.get("id") if isinstance(model, dict) and isinstance(model.get("id"), str) else f"models[{path[1]}]"
+        )
         field_name = ".".join(str(p) for p in path[2:]) or None
     elif path:
         field_name = ".".join(str(p) for p in path)
@@ -243,9 +252,7 @@ def _entry(raw: Mapping[str, Any], file: str) -> Entry:
         license=raw["license"],
         paper=Paper(**raw["paper"]),
         metrics=tuple(Metric(**m) for m in raw.get("metrics", ())),
-        golden=tuple(
-            GoldenValue(**{**g, "values": tuple(g["values"])}) for g in raw.get("golden", ())
-        ),
+        golden=tuple(GoldenValue(**{**g, "values": tuple(g["values"])}) for g in raw.get("golden", ())),
         notes=raw.get("notes", ""),
         registry_file=file,
     )

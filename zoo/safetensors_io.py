@@ -4,6 +4,7 @@ Shapes and dtypes are known before any data is read (TF checkpoints and torch st
 both expose them), so the header and the shard plan are computed up front and each tensor is
 produced, written and dropped in turn. Peak memory is one tensor, not one shard or the model.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,14 @@ import numpy as np
 from . import constants
 
 _DTYPES = {
-    np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("float64"): "F64",
-    np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("int8"): "I8",
-    np.dtype("uint8"): "U8", np.dtype("bool"): "BOOL",
+    np.dtype("float32"): "F32",
+    np.dtype("float16"): "F16",
+    np.dtype("float64"): "F64",
+    np.dtype("int64"): "I64",
+    np.dtype("int32"): "I32",
+    np.dtype("int8"): "I8",
+    np.dtype("uint8"): "U8",
+    np.dtype("bool"): "BOOL",
 }
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -63,12 +69,12 @@ def write_safetensors(
         names = [WEIGHTS_NAME]
     else:
         names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
-    for name, shard in zip(names, shards):
+    for name, shard in zip(names, shards, strict=False):
         _write_one(directory / name, shard, produce, on_tensor)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(s.nbytes for s in specs)},
-            "weight_map": {s.name: name for name, shard in zip(names, shards) for s in shard},
+            "weight_map": {s.name: name for name, shard in zip(names, shards, strict=False) for s in shard},
         }
         (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         names.append(INDEX_NAME)
@@ -109,4 +115,4 @@ def read_tensor_names(directory: Path) -> dict[str, str]:
     from safetensors import safe_open
 
     with safe_open(str(directory / WEIGHTS_NAME), framework="np") as fh:
-        return {k: WEIGHTS_NAME for k in fh.keys()}
+        return dict.fromkeys(fh.keys(), WEIGHTS_NAME)

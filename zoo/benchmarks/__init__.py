@@ -1,4 +1,5 @@
 """Benchmarks: recompute each family's published metrics from local data and judge them."""
+
 from .report import render
 from .runner import BenchOptions, BenchResult, Section, run
 from .store import Shard, merge

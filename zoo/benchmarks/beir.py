@@ -5,6 +5,7 @@ tab-separated query-id, corpus-id, score, with a header line. A document's text 
 "title text" when it has a title (BEIR's convention), else its text. Empty documents and
 queries are left out, as sentence-transformers' NanoBEIR loader does.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,13 +50,21 @@ def load(path: Path, split: str) -> BeirSet:
             doc_ids.append(str(require(row, "_id", f"{corpus}:{i}")))
             doc_texts.append(f"{title} {text}".strip() if title else text)
     queries = path / "queries.jsonl"
-    query_rows = [(str(require(r, "_id", f"{queries}:{i}")), str(require(r, "text", f"{queries}:{i}")))
-                  for i, r in enumerate(read_jsonl(queries), start=1)]
+    query_rows = [
+        (str(require(r, "_id", f"{queries}:{i}")), str(require(r, "text", f"{queries}:{i}")))
+        for i, r in enumerate(read_jsonl(queries), start=1)
+    ]
     query_rows = [(q, t) for q, t in query_rows if t]
     if len(set(doc_ids)) != len(doc_ids):
         raise FormatError(f"{corpus}: duplicate _id values")
-    return BeirSet(path.name, doc_ids, doc_texts, [q for q, _ in query_rows], [t for _, t in query_rows],
-                   read_qrels(path / "qrels" / f"{split}.tsv"))
+    return BeirSet(
+        path.name,
+        doc_ids,
+        doc_texts,
+        [q for q, _ in query_rows],
+        [t for _, t in query_rows],
+        read_qrels(path / "qrels" / f"{split}.tsv"),
+    )
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:

@@ -9,6 +9,7 @@ MaxSim over every kept document token (zoo.benchmarks.search.MaxSimScorer), in f
 authors indexed in fp16 on GPU). Documents are encoded with padding cut to the batch's longest
 passage: attention masks padding out, so only float rounding differs from padding to doc_maxlen.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -38,7 +39,9 @@ def image_processor(path: Path, image_size: int):
 
     if (path / "preprocessor_config.json").is_file():
         return CLIPImageProcessorPil.from_pretrained(str(path))
-    return CLIPImageProcessorPil(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    return CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
 
 
 def _image(images_root: Path, img_path: str | None):
@@ -60,23 +63,25 @@ def _documents(model, texts: Sequence[str], batch_size: int, device) -> Arrays:
     tokens, lengths = [], []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            enc = model.context_tokenizer(list(texts[start:start + batch_size]))
+            enc = model.context_tokenizer(list(texts[start : start + batch_size]))
             width = int(enc["attention_mask"].sum(1).max())
             out = model.doc(enc["input_ids"][:, :width].to(device), enc["attention_mask"][:, :width].to(device))
             keep = out.context_mask.squeeze(-1)
-            for row, mask in zip(out.late_interaction_output, keep):
+            for row, mask in zip(out.late_interaction_output, keep, strict=False):
                 tokens.append(row[mask].float().cpu().numpy())
                 lengths.append(int(mask.sum()))
     return {"embeddings": np.concatenate(tokens), "lengths": np.asarray(lengths, dtype=np.int64)}
 
 
-def _queries(model, queries: Sequence[m2kr.M2KRQuery], processor, images_root: Path, batch_size: int, device) -> np.ndarray:
+def _queries(
+    model, queries: Sequence[m2kr.M2KRQuery], processor, images_root: Path, batch_size: int, device
+) -> np.ndarray:
     import torch
 
     out = []
     with torch.no_grad():
         for start in range(0, len(queries), batch_size):
-            batch = queries[start:start + batch_size]
+            batch = queries[start : start + batch_size]
             enc = model.query_tokenizer([q.text for q in batch])
             pixels = processor([_image(images_root, q.img_path) for q in batch], return_tensors="pt").pixel_values
             result = model.query(enc["input_ids"].to(device), enc["attention_mask"].to(device), pixels.to(device))
@@ -98,20 +103,22 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
         dataset = m2kr.load(data, name, context.options.split)
         ids, texts = dataset.passage_ids, dataset.passage_texts
         store = context.store(f"m2kr-{name}", len(ids), ids, texts)
-        context.fill(store, lambda r, t=texts: _documents(model, t[r.start:r.stop], batch, context.device))
+        context.fill(store, lambda r, t=texts: _documents(model, t[r.start : r.stop], batch, context.device))
         if not context.searching:
             continue
         queries = _queries(model, dataset.queries, processor, images_root, batch, context.device)
         query_ids = [q.id for q in dataset.queries]
         rankings = context.search(store, "multi", queries, query_ids, ids, max(CUTOFFS))
-        qrels = {q.id: judged({p: 1 for p in q.pos_item_ids}) for q in dataset.queries}
+        qrels = {q.id: judged(dict.fromkeys(q.pos_item_ids, 1)) for q in dataset.queries}
         recall = evaluate(rankings, qrels, [f"accuracy@{k}" for k in CUTOFFS])
         metrics = {f"R@{k}": recall[f"accuracy@{k}"] for k in CUTOFFS}
         files = {"run": str(context.run_file(store)), "qrels": str(context.write_qrels(store, qrels))}
         if dataset.has_answers:
-            text_of = dict(zip(ids, texts))
-            pseudo = {q.id: judged(pseudo_relevant({d: text_of[d] for d in rankings[q.id]}, q.answers or ()))
-                      for q in dataset.queries}
+            text_of = dict(zip(ids, texts, strict=False))
+            pseudo = {
+                q.id: judged(pseudo_relevant({d: text_of[d] for d in rankings[q.id]}, q.answers or ()))
+                for q in dataset.queries
+            }
             found = evaluate(rankings, pseudo, [f"accuracy@{k}" for k in CUTOFFS])
             metrics.update({f"PR@{k}": found[f"accuracy@{k}"] for k in CUTOFFS})
             files["pseudo_qrels"] = str(context.write_qrels(store, pseudo, "pseudo.qrels"))

@@ -1,4 +1,5 @@
 """JSON Lines and parquet records with errors that name the file and line."""
+
 from __future__ import annotations
 
 import json

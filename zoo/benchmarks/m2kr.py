@@ -10,6 +10,7 @@ Images are files on disk: `img_path` is resolved against the images root (as the
 example joins it to --image_root_dir); a query without img_path gets the authors' stand-in, a
 black 336x336 image.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,9 @@ def _files(folder: Path, stem: str) -> list[Path]:
         if found := sorted(folder.glob(pattern)):
             return found
     available = sorted({p.name.split("-")[0].split(".")[0] for p in folder.iterdir() if p.is_file()})
-    raise FormatError(f"{folder}: no {stem} file (.parquet shards or .jsonl); found: {', '.join(available) or 'nothing'}")
+    raise FormatError(
+        f"{folder}: no {stem} file (.parquet shards or .jsonl); found: {', '.join(available) or 'nothing'}"
+    )
 
 
 def _rows(folder: Path, stem: str) -> list[tuple[str, dict[str, Any]]]:
@@ -84,14 +87,16 @@ def load(path: Path, name: str, split: str) -> M2KRSet:
         answers = row.get("answers")
         img = row.get("img_path")
         pos = require(row, "pos_item_ids", where)
-        queries.append(M2KRQuery(
-            id=str(require(row, "question_id", where)),
-            instruction=str(require(row, "instruction", where)),
-            question=str(require(row, "question", where)),
-            img_path=None if _missing(img) else str(img),
-            pos_item_ids=tuple(map(str, [pos] if isinstance(pos, str) else pos)),
-            answers=None if _missing(answers) else tuple(map(str, answers)),
-        ))
+        queries.append(
+            M2KRQuery(
+                id=str(require(row, "question_id", where)),
+                instruction=str(require(row, "instruction", where)),
+                question=str(require(row, "question", where)),
+                img_path=None if _missing(img) else str(img),
+                pos_item_ids=tuple(map(str, [pos] if isinstance(pos, str) else pos)),
+                answers=None if _missing(answers) else tuple(map(str, answers)),
+            )
+        )
     passage_ids, passage_texts = [], []
     for where, row in _rows(path / f"{name}{PASSAGES_SUFFIX}", f"{split}{PASSAGES_SUFFIX}"):
         passage_ids.append(str(require(row, "passage_id", where)))

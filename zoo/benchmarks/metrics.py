@@ -18,6 +18,7 @@ their data; where the original evaluator differs the difference is named):
 global recall@k (TAPAS: a gold table among the top k), Recall@K (M2KR: a positive passage among
 the top K) and Pseudo-Recall@K (an answer string inside one of the top K passages).
 """
+
 from __future__ import annotations
 
 import math
@@ -132,9 +133,7 @@ def evaluate(rankings: Mapping[str, Ranking], qrels: Qrels, measures: Sequence[s
     queries = [q for q, grades in qrels.items() if grades]
     if not queries:
         raise InputError("no judged queries to evaluate")
-    return {
-        str(m): sum(m(rankings.get(q, ()), qrels[q]) for q in queries) / len(queries) for m in parsed
-    }
+    return {str(m): sum(m(rankings.get(q, ()), qrels[q]) for q in queries) / len(queries) for m in parsed}
 
 
 NOTHING_RELEVANT = "zoo:nothing-relevant"  # a doc id no corpus uses

@@ -13,6 +13,7 @@ did: tables are made unique by table id (first position, last content, as a dict
 questions with one id are merged, their gold ids united and their embeddings averaged.
 Every gold id must be in the corpus (the original raised otherwise).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,13 +62,16 @@ def load(path: Path, split: str) -> NQTables:
     questions_file = path / f"{split}.jsonl"
     if not questions_file.is_file():
         available = sorted(p.stem for p in path.glob("*.jsonl") if p.name != TABLES_NAME)
-        raise FormatError(f"{questions_file}: no questions for split {split!r} (available: {', '.join(available) or 'none'})")
+        raise FormatError(
+            f"{questions_file}: no questions for split {split!r} (available: {', '.join(available) or 'none'})"
+        )
     questions = _questions(questions_file)
     known = {t.table_id for t in tables}
     for q in questions:
         if missing := [t for t in q.table_ids if t not in known]:
-            raise FormatError(f"{questions_file}: question {q.id!r} has gold table {missing[0]!r}, "
-                              f"which is not in {TABLES_NAME}")
+            raise FormatError(
+                f"{questions_file}: question {q.id!r} has gold table {missing[0]!r}, which is not in {TABLES_NAME}"
+            )
     return NQTables(tables, questions)
 
 
@@ -79,8 +83,12 @@ def _tables(path: Path) -> list[Table]:
         rows = require(row, "rows", where)
         if not isinstance(columns, list) or not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
             raise FormatError(f"{where}: columns must be a list and rows a list of lists")
-        table = Table(str(require(row, "table_id", where)), str(row.get("document_title") or ""),
-                      tuple(map(str, columns)), tuple(tuple(map(str, r)) for r in rows))
+        table = Table(
+            str(require(row, "table_id", where)),
+            str(row.get("document_title") or ""),
+            tuple(map(str, columns)),
+            tuple(tuple(map(str, r)) for r in rows),
+        )
         unique[table.table_id] = table
     if not unique:
         raise FormatError(f"{path}: no tables")

@@ -14,6 +14,7 @@ tapas package nor its generated protos are required:
 Every other field is skipped by wire type. TFRecord framing (length, masked CRC32C of the
 length, data, masked CRC32C of the data) is checked record by record; gzip files are read too.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -38,7 +39,7 @@ def read_tfrecord(path: Path) -> Iterator[bytes]:
     """The records of one TFRecord file, CRC-checked."""
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as fh:
         index = 0
         while header := fh.read(12):
             if len(header) < 12:
@@ -78,12 +79,12 @@ def parse(data: bytes) -> Fields:
         if wire == 0:
             value, pos = _varint(data, pos)
         elif wire == 1:
-            value, pos = data[pos:pos + 8], pos + 8
+            value, pos = data[pos : pos + 8], pos + 8
         elif wire == 2:
             length, pos = _varint(data, pos)
-            value, pos = data[pos:pos + length], pos + length
+            value, pos = data[pos : pos + length], pos + length
         elif wire == 5:
-            value, pos = data[pos:pos + 4], pos + 4
+            value, pos = data[pos : pos + 4], pos + 4
         else:
             raise FormatError(f"protobuf: unsupported wire type {wire} (field {number})")
         if pos > len(data):
@@ -123,6 +124,12 @@ def questions(data: bytes) -> list[dict[str, Any]]:
     for raw in fields.get(3, []):
         question = parse(raw)
         answer = parse(question[5][-1]) if 5 in question else {}
-        out.append({"id": _text(question, 1), "question": _text(question, 2), "table_ids": [table_id],
-                    "answers": [a.decode("utf-8") for a in answer.get(3, [])]})
+        out.append(
+            {
+                "id": _text(question, 1),
+                "question": _text(question, 2),
+                "table_ids": [table_id],
+                "answers": [a.decode("utf-8") for a in answer.get(3, [])],
+            }
+        )
     return out

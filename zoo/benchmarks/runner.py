@@ -6,6 +6,7 @@ native scale: rates as fractions, active dims as counts). This module owns what 
 where stores live, sharded filling, search plus the TREC run/qrels files written beside each
 store (so any peer tool can recompute the numbers), and judging with zoo.judging's policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from .. import cache, constants, conversion, families, manifest
+from ..checks.report import Check
 from ..errors import FormatError, InputError
 from ..judging import Judgement, judge
 from ..registry import Entry, load_registry
-from ..checks.report import Check
 from .search import ExactIndex
 from .store import Arrays, EmbeddingStore, Shard, StoreMeta, fill, fingerprint
 
@@ -91,11 +92,18 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "family": self.family, "entry": self.entry_id, "data": self.data,
-            "split": self.split, "complete": self.complete, "ok": self.ok, "work": self.work,
+            "model": self.model,
+            "family": self.family,
+            "entry": self.entry_id,
+            "data": self.data,
+            "split": self.split,
+            "complete": self.complete,
+            "ok": self.ok,
+            "work": self.work,
             "sections": [asdict(s) for s in self.sections],
             "judgements": [j.to_dict() for j in self.judgements],
-            "checks": [c.to_dict() for c in self.checks], "notes": list(self.notes),
+            "checks": [c.to_dict() for c in self.checks],
+            "notes": list(self.notes),
         }
 
 
@@ -121,8 +129,9 @@ class BenchContext:
     def store(self, name: str, size: int, *data_identity: Any) -> EmbeddingStore:
         """The store for `name`, keyed by model, data and settings (another origin: another folder)."""
         fp = fingerprint(self.model_fingerprint, data_identity, self.options.chunk_size)
-        return EmbeddingStore(self.work / f"{name}-{fp[:12]}",
-                              StoreMeta(fp, size, self.options.chunk_size, description=name))
+        return EmbeddingStore(
+            self.work / f"{name}-{fp[:12]}", StoreMeta(fp, size, self.options.chunk_size, description=name)
+        )
 
     def fill(self, store: EmbeddingStore, encode: Callable[[range], Arrays]) -> None:
         done = store.num_chunks - len(store.missing())
@@ -136,8 +145,15 @@ class BenchContext:
 
         return lambda items: tqdm(list(items), desc=label, unit="chunk")
 
-    def search(self, store: EmbeddingStore, kind: str, queries: object, query_ids: Sequence[str],
-               doc_ids: Sequence[str], k: int) -> dict[str, list[str]]:
+    def search(
+        self,
+        store: EmbeddingStore,
+        kind: str,
+        queries: object,
+        query_ids: Sequence[str],
+        doc_ids: Sequence[str],
+        k: int,
+    ) -> dict[str, list[str]]:
         """Exact top-k per query as doc-id rankings; also writes `<store>/<split>.run` (TREC format)."""
         if len(set(query_ids)) != len(query_ids):
             raise FormatError(f"{store.meta.description}: query ids are not unique")
@@ -151,8 +167,10 @@ class BenchContext:
             valid = top.positions[row] >= 0
             docs = [doc_ids[p] for p in top.positions[row][valid]]
             rankings[qid] = docs
-            lines += [f"{qid} Q0 {doc} {rank} {float(score)!r} zoo"
-                      for rank, (doc, score) in enumerate(zip(docs, top.scores[row][valid]), start=1)]
+            lines += [
+                f"{qid} Q0 {doc} {rank} {float(score)!r} zoo"
+                for rank, (doc, score) in enumerate(zip(docs, top.scores[row][valid], strict=False), start=1)
+            ]
         cache.atomic_write_bytes(self.run_file(store), ("\n".join(lines) + "\n").encode())
         return rankings
 
@@ -240,14 +258,25 @@ def run(model: str, data: Path, options: BenchOptions = BenchOptions(), judge_as
     elif context.searching:
         notes.append("no registry entry to judge against (give a registry id, or --judge-as ID for a directory)")
     else:
-        notes.append(f"shard {options.shard} encoded into {work}; run again without --shard (after merging the "
-                     "shards' work directories) to search and judge")
+        notes.append(
+            f"shard {options.shard} encoded into {work}; run again without --shard (after merging the "
+            "shards' work directories) to search and judge"
+        )
     result = BenchResult(
-        model=str(model), family=target.family, entry_id=target.entry.id if target.entry else None,
-        data=str(data), split=options.split, complete=context.searching, sections=tuple(outcome.sections),
-        judgements=tuple(judgements), checks=tuple(outcome.checks), notes=tuple(notes), work=str(work),
+        model=str(model),
+        family=target.family,
+        entry_id=target.entry.id if target.entry else None,
+        data=str(data),
+        split=options.split,
+        complete=context.searching,
+        sections=tuple(outcome.sections),
+        judgements=tuple(judgements),
+        checks=tuple(outcome.checks),
+        notes=tuple(notes),
+        work=str(work),
     )
     if context.searching:
-        cache.atomic_write_bytes(work / f"result-{options.split}.json",
-                                 json.dumps(result.to_dict(), indent=2, default=str).encode())
+        cache.atomic_write_bytes(
+            work / f"result-{options.split}.json", json.dumps(result.to_dict(), indent=2, default=str).encode()
+        )
     return result

@@ -11,6 +11,7 @@ Stored arrays per representation:
 - sparse: indptr [n + 1], indices [nnz], values [nnz], shape [2] (CSR rows)
 - multi:  embeddings [tokens, d] (every document's kept token vectors, concatenated), lengths [n]
 """
+
 from __future__ import annotations
 
 import warnings
@@ -61,8 +62,12 @@ def csr_tensor(arrays: Arrays, device: torch.device) -> torch.Tensor:
     with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul with a dense matrix is stable
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
-            torch.from_numpy(arrays["indptr"]).long(), torch.from_numpy(arrays["indices"]).long(),
-            torch.from_numpy(arrays["values"]).float(), size=(rows, cols), check_invariants=True).to(device)
+            torch.from_numpy(arrays["indptr"]).long(),
+            torch.from_numpy(arrays["indices"]).long(),
+            torch.from_numpy(arrays["values"]).float(),
+            size=(rows, cols),
+            check_invariants=True,
+        ).to(device)
 
 
 class SparseScorer:
@@ -95,15 +100,16 @@ class MaxSimScorer:
         out = np.empty((num_queries, len(lengths)), dtype=np.float32)
         bounds = np.concatenate([[0], np.cumsum(lengths)])
         for first, last in _blocks(lengths, MAXSIM_BLOCK_TOKENS):
-            block = torch.from_numpy(tokens[bounds[first]:bounds[last]]).to(self.device, torch.float32)
-            owner = torch.repeat_interleave(torch.arange(last - first, device=self.device),
-                                            torch.from_numpy(lengths[first:last]).to(self.device))
+            block = torch.from_numpy(tokens[bounds[first] : bounds[last]]).to(self.device, torch.float32)
+            owner = torch.repeat_interleave(
+                torch.arange(last - first, device=self.device), torch.from_numpy(lengths[first:last]).to(self.device)
+            )
             step = max(1, MAXSIM_BLOCK_ELEMENTS // (query_len * max(len(block), 1)))
             for start in range(0, num_queries, step):
-                q = self.queries[start:start + step].reshape(-1, dim)
+                q = self.queries[start : start + step].reshape(-1, dim)
                 best = torch.full((q.shape[0], last - first), PAD_SCORE, device=self.device)
                 best.scatter_reduce_(1, owner.expand(q.shape[0], -1), q @ block.T, "amax", include_self=True)
-                out[start:start + step, first:last] = best.view(-1, query_len, last - first).sum(1).cpu().numpy()
+                out[start : start + step, first:last] = best.view(-1, query_len, last - first).sum(1).cpu().numpy()
         return out
 
 
@@ -143,8 +149,12 @@ class ExactIndex:
         positions = np.full((num_queries, 0), -1, dtype=np.int64)
         for items, arrays in self.store:
             chunk_positions = np.broadcast_to(np.arange(items.start, items.stop), (num_queries, len(items)))
-            scores, positions = _top(np.concatenate([scores, scorer(arrays)], axis=1),
-                                     np.concatenate([positions, chunk_positions], axis=1), self.priority, k)
+            scores, positions = _top(
+                np.concatenate([scores, scorer(arrays)], axis=1),
+                np.concatenate([positions, chunk_positions], axis=1),
+                self.priority,
+                k,
+            )
         if positions.shape[1] < k:
             pad = k - positions.shape[1]
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)

@@ -7,6 +7,7 @@ mrr@10, ndcg@10, map@100, and the mean number of non-zero dimensions of query an
 vectors. The 13-dataset mean (and the msmarco/nfcorpus/nq mean) is the plain mean of the
 per-dataset numbers, reported when all its datasets are in the data.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,11 +21,30 @@ from .metrics import evaluate
 from .runner import BenchContext, Outcome, Section
 from .store import Arrays
 
-MEASURES = [*(f"accuracy@{k}" for k in (1, 3, 5, 10)), *(f"precision@{k}" for k in (1, 3, 5, 10)),
-            *(f"recall@{k}" for k in (1, 3, 5, 10)), "mrr@10", "ndcg@10", "map@100"]
+MEASURES = [
+    *(f"accuracy@{k}" for k in (1, 3, 5, 10)),
+    *(f"precision@{k}" for k in (1, 3, 5, 10)),
+    *(f"recall@{k}" for k in (1, 3, 5, 10)),
+    "mrr@10",
+    "ndcg@10",
+    "map@100",
+]
 TOP_K = 100
-NANOBEIR = ("MSMARCO", "NFCorpus", "NQ", "ClimateFEVER", "DBPedia", "FEVER", "FiQA2018", "HotpotQA",
-            "QuoraRetrieval", "SCIDOCS", "ArguAna", "SciFact", "Touche2020")
+NANOBEIR = (
+    "MSMARCO",
+    "NFCorpus",
+    "NQ",
+    "ClimateFEVER",
+    "DBPedia",
+    "FEVER",
+    "FiQA2018",
+    "HotpotQA",
+    "QuoraRetrieval",
+    "SCIDOCS",
+    "ArguAna",
+    "SciFact",
+    "Touche2020",
+)
 ALIASES = {"fiqa": "FiQA2018", "quora": "QuoraRetrieval", "webistouche2020": "Touche2020", "dbpediaentity": "DBPedia"}
 MEANS = {"NanoBEIR (13-dataset mean)": NANOBEIR, "NanoBEIR (msmarco, nfcorpus, nq mean)": ("MSMARCO", "NFCorpus", "NQ")}
 
@@ -39,8 +59,12 @@ def nanobeir_name(folder: str) -> str | None:
 def _sparse(embeddings) -> Arrays:
     """A batch of sentence-transformers sparse vectors (torch COO) as CSR arrays."""
     csr = embeddings.coalesce().to_sparse_csr().cpu()
-    return {"indptr": csr.crow_indices().numpy().astype(np.int64), "indices": csr.col_indices().numpy().astype(np.int32),
-            "values": csr.values().float().numpy(), "shape": np.array(csr.shape, dtype=np.int64)}
+    return {
+        "indptr": csr.crow_indices().numpy().astype(np.int64),
+        "indices": csr.col_indices().numpy().astype(np.int32),
+        "values": csr.values().float().numpy(),
+        "shape": np.array(csr.shape, dtype=np.int64),
+    }
 
 
 def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> Arrays:
@@ -57,7 +81,7 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
         dataset = beir.load(folder, context.options.split)
         name = nanobeir_name(folder.name)
         store = context.store(folder.name, len(dataset.doc_ids), dataset.doc_ids, dataset.doc_texts)
-        context.fill(store, lambda r, d=dataset: _encode(model, d.doc_texts[r.start:r.stop], "document", batch))
+        context.fill(store, lambda r, d=dataset: _encode(model, d.doc_texts[r.start : r.stop], "document", batch))
         if not context.searching:
             continue
         queries = _encode(model, dataset.query_texts, "query", batch)
@@ -67,9 +91,15 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
         metrics = evaluate(rankings, qrels, MEASURES)
         metrics["query_active_dims"] = float(np.diff(queries["indptr"]).mean())
         metrics["corpus_active_dims"] = float(np.concatenate([np.diff(a["indptr"]) for _, a in store]).mean())
-        sections.append(Section(f"NanoBEIR {name}" if name else f"BEIR {folder.name}", metrics, len(qrels),
-                                len(dataset.doc_ids), {"run": str(context.run_file(store)),
-                                                       "qrels": str(context.write_qrels(store, qrels))}))
+        sections.append(
+            Section(
+                f"NanoBEIR {name}" if name else f"BEIR {folder.name}",
+                metrics,
+                len(qrels),
+                len(dataset.doc_ids),
+                {"run": str(context.run_file(store)), "qrels": str(context.write_qrels(store, qrels))},
+            )
+        )
     return Outcome(sections + _means(sections))
 
 

@@ -8,6 +8,7 @@ a contiguous run of chunks so several machines fill one store between them. Stor
 different machines are combined by copying chunk files (`merge`); `store.json` pins what the
 chunks were computed from (model, data, settings), so chunks of different origins never mix.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,8 +80,9 @@ class EmbeddingStore:
         if existing is None:
             cache.atomic_write_json(self.root / META_NAME, asdict(meta))
         elif StoreMeta(**existing) != meta:
-            raise InputError(f"{self.root}: holds chunks of other origin or layout ({existing}); "
-                             "use another work directory")
+            raise InputError(
+                f"{self.root}: holds chunks of other origin or layout ({existing}); use another work directory"
+            )
 
     @classmethod
     def open(cls, root: Path) -> EmbeddingStore:
@@ -119,14 +121,20 @@ class EmbeddingStore:
     def __iter__(self) -> Iterator[tuple[range, Arrays]]:
         """(item range, arrays) of every chunk in order; the store must be complete."""
         if missing := self.missing():
-            raise InputError(f"{self.root}: {len(missing)} of {self.num_chunks} chunks are not encoded yet "
-                             f"(first missing: {missing[0]}); run the remaining shards or merge their stores")
+            raise InputError(
+                f"{self.root}: {len(missing)} of {self.num_chunks} chunks are not encoded yet "
+                f"(first missing: {missing[0]}); run the remaining shards or merge their stores"
+            )
         for chunk in range(self.num_chunks):
             yield self.items(chunk), self.read(chunk)
 
 
-def fill(store: EmbeddingStore, encode: Callable[[range], Arrays], shard: Shard = Shard(),
-         progress: Callable[[Iterable[int]], Iterable[int]] = iter) -> int:
+def fill(
+    store: EmbeddingStore,
+    encode: Callable[[range], Arrays],
+    shard: Shard = Shard(),
+    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+) -> int:
     """Encode this shard's missing chunks (`encode` maps an item range to arrays); returns how many."""
     todo = store.missing(shard.chunks(store.num_chunks))
     for chunk in progress(todo):

@@ -11,6 +11,7 @@ zoo.models.tapas.tokenization_tapas, so their rankings can be compared directly.
 shipped `tables.tsv` (the authors' table embeddings), a sample of tables found in the data
 is re-encoded and compared with it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,8 +27,8 @@ from typing import Protocol
 import numpy as np
 
 from .. import constants, manifest
-from ..errors import FormatError
 from ..checks.report import Check
+from ..errors import FormatError
 from . import nq_tables
 from .metrics import evaluate
 from .nq_tables import NQTables, Table
@@ -48,7 +49,7 @@ class TableRetriever(Protocol):
 
 def _batches(items: Sequence, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class TorchRetriever:
@@ -58,7 +59,9 @@ class TorchRetriever:
         from zoo.models.tapas import TapasDualEncoder, TapasTextEncoder
 
         self.model = TapasDualEncoder.from_pretrained(str(path)).to(context.device).eval()
-        self.text = TapasTextEncoder.from_pretrained(path, max_length=min(512, self.model.config.max_position_embeddings))
+        self.text = TapasTextEncoder.from_pretrained(
+            path, max_length=min(512, self.model.config.max_position_embeddings)
+        )
         self.device, self.batch_size = context.device, context.options.batch_size
 
     def questions(self, texts: Sequence[str]) -> np.ndarray:
@@ -68,7 +71,9 @@ class TorchRetriever:
         with torch.no_grad():
             for batch in _batches(list(texts), self.batch_size):
                 ids = self.text.questions(batch, max_length=self.model.config.max_query_length)
-                out.append(self.model.encode_questions(*(ids[k].to(self.device) for k in ("input_ids", "attention_mask"))))
+                out.append(
+                    self.model.encode_questions(*(ids[k].to(self.device) for k in ("input_ids", "attention_mask")))
+                )
         return torch.cat(out).float().cpu().numpy()
 
     def tables(self, tables: Sequence[Table]) -> np.ndarray:
@@ -78,8 +83,11 @@ class TorchRetriever:
         with torch.no_grad():
             for batch in _batches(list(tables), self.batch_size):
                 ids = self.text.tables([t.frame() for t in batch], [t.title for t in batch])
-                out.append(self.model.encode_tables(
-                    *(ids[k].to(self.device) for k in ("input_ids", "attention_mask", "token_type_ids"))))
+                out.append(
+                    self.model.encode_tables(
+                        *(ids[k].to(self.device) for k in ("input_ids", "attention_mask", "token_type_ids"))
+                    )
+                )
         return torch.cat(out).float().cpu().numpy()
 
 
@@ -94,14 +102,20 @@ class TFRetriever:
             raise FormatError(f"{checkpoint.prefix.parent}: no vocab.txt beside the TF checkpoint")
         config = json.loads(checkpoint.config.read_text())
         self.reference = TapasTFReference(checkpoint.prefix, checkpoint.config, reset_position_index_per_cell=False)
-        self.text = TapasTextEncoder.from_pretrained(checkpoint.vocab.parent,
-                                                     max_length=min(512, int(config["max_position_embeddings"])))
+        self.text = TapasTextEncoder.from_pretrained(
+            checkpoint.vocab.parent, max_length=min(512, int(config["max_position_embeddings"]))
+        )
         self.max_query_length, self.batch_size = max_query_length, batch_size
 
     def _run(self, questions: dict, tables: dict) -> dict[str, np.ndarray]:
         return self.reference.dual_encoder(
-            questions["input_ids"].numpy(), questions["attention_mask"].numpy(), tables["input_ids"].numpy(),
-            tables["attention_mask"].numpy(), tables["token_type_ids"].numpy(), max_query_length=self.max_query_length)
+            questions["input_ids"].numpy(),
+            questions["attention_mask"].numpy(),
+            tables["input_ids"].numpy(),
+            tables["attention_mask"].numpy(),
+            tables["token_type_ids"].numpy(),
+            max_query_length=self.max_query_length,
+        )
 
     def _stub(self) -> tuple[dict, dict]:
         """A one-token question and table: dual_encoder runs both towers, one of them on this."""
@@ -109,18 +123,29 @@ class TFRetriever:
 
         cls = self.text.tokenizer.cls_token_id
         ids, mask = torch.tensor([[cls]]), torch.tensor([[1]])
-        return {"input_ids": ids, "attention_mask": mask}, {"input_ids": ids, "attention_mask": mask,
-                                                             "token_type_ids": torch.zeros((1, 1, 7), dtype=torch.long)}
+        return {"input_ids": ids, "attention_mask": mask}, {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "token_type_ids": torch.zeros((1, 1, 7), dtype=torch.long),
+        }
 
     def questions(self, texts: Sequence[str]) -> np.ndarray:
         _, table = self._stub()
-        return np.concatenate([self._run(self.text.questions(b, max_length=self.max_query_length), table)["query_rep"]
-                               for b in _batches(list(texts), self.batch_size)])
+        return np.concatenate(
+            [
+                self._run(self.text.questions(b, max_length=self.max_query_length), table)["query_rep"]
+                for b in _batches(list(texts), self.batch_size)
+            ]
+        )
 
     def tables(self, tables: Sequence[Table]) -> np.ndarray:
         question, _ = self._stub()
-        return np.concatenate([self._run(question, self.text.tables([t.frame() for t in b], [t.title for t in b]))
-                               ["table_rep"] for b in _batches(list(tables), self.batch_size)])
+        return np.concatenate(
+            [
+                self._run(question, self.text.tables([t.frame() for t in b], [t.title for t in b]))["table_rep"]
+                for b in _batches(list(tables), self.batch_size)
+            ]
+        )
 
 
 def _source_path(path: Path) -> Path:
@@ -141,10 +166,13 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
 
         located = resolve(_source_path(path))
         config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-        retriever: TableRetriever = TFRetriever(located.files, int(config.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)),
-                                                context.options.batch_size)
+        retriever: TableRetriever = TFRetriever(
+            located.files, int(config.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)), context.options.batch_size
+        )
     elif not (path / "config.json").is_file():
-        raise FormatError(f"{path}: a TF checkpoint, not a converted model: pass --backend tf, or run zoo convert first")
+        raise FormatError(
+            f"{path}: a TF checkpoint, not a converted model: pass --backend tf, or run zoo convert first"
+        )
     else:
         retriever = TorchRetriever(path, context)
     try:
@@ -158,7 +186,7 @@ def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context:
     tables = dataset.tables
     identity = [(t.table_id, t.title, t.columns, t.rows) for t in tables]
     store = context.store("nq_tables", len(tables), identity)
-    context.fill(store, lambda items: {"embeddings": retriever.tables(tables[items.start:items.stop])})
+    context.fill(store, lambda items: {"embeddings": retriever.tables(tables[items.start : items.stop])})
     if not context.searching:
         return Outcome([])
     texts = [text for q in dataset.questions for text in q.texts]
@@ -167,14 +195,21 @@ def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context:
     queries = np.stack([encoded[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
     query_ids = [q.id for q in dataset.questions]
     rankings = context.search(store, "dense", queries, query_ids, [t.table_id for t in tables], max(CUTOFFS))
-    qrels = {q.id: {t: 1 for t in q.table_ids} for q in dataset.questions}
+    qrels = {q.id: dict.fromkeys(q.table_ids, 1) for q in dataset.questions}
     scores = evaluate(rankings, qrels, [f"accuracy@{k}" for k in CUTOFFS])
-    section = Section(BENCHMARK, {f"recall@{k}": scores[f"accuracy@{k}"] for k in CUTOFFS}, len(query_ids), len(tables),
-                      {"run": str(context.run_file(store)), "qrels": str(context.write_qrels(store, qrels))})
+    section = Section(
+        BENCHMARK,
+        {f"recall@{k}": scores[f"accuracy@{k}"] for k in CUTOFFS},
+        len(query_ids),
+        len(tables),
+        {"run": str(context.run_file(store)), "qrels": str(context.write_qrels(store, qrels))},
+    )
     tsv = context.options.tables_tsv or _find_tables_tsv(path, context.work)
     if tsv is None:
         return Outcome([section], notes=["no tables.tsv shipped with this checkpoint: table embeddings not compared"])
-    return Outcome([section], checks=[reproduce_tables_tsv(Path(tsv), tables, retriever, context.options.tables_sample)])
+    return Outcome(
+        [section], checks=[reproduce_tables_tsv(Path(tsv), tables, retriever, context.options.tables_sample)]
+    )
 
 
 # --- tables.tsv ---------------------------------------------------------------------------------
@@ -212,15 +247,26 @@ def reproduce_tables_tsv(tsv: Path, tables: Sequence[Table], retriever: TableRet
                 if len(wanted) >= sample:
                     break
     if not wanted:
-        return Check("tables.tsv", ok=False, value="no shared tables", tolerance=TABLES_TSV_MIN_COSINE,
-                     detail=f"none of the tables in {tsv} is in the benchmark data")
+        return Check(
+            "tables.tsv",
+            ok=False,
+            value="no shared tables",
+            tolerance=TABLES_TSV_MIN_COSINE,
+            detail=f"none of the tables in {tsv} is in the benchmark data",
+        )
     want = np.stack(list(wanted.values()))
     got = retriever.tables([by_id[t] for t in wanted]).astype(np.float64)
     if got.shape != want.shape:
-        return Check("tables.tsv", ok=False, value=f"shape {got.shape} vs {want.shape}", tolerance=TABLES_TSV_MIN_COSINE)
+        return Check(
+            "tables.tsv", ok=False, value=f"shape {got.shape} vs {want.shape}", tolerance=TABLES_TSV_MIN_COSINE
+        )
     cosine = (got * want).sum(1) / np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1), 1e-30)
     max_abs = float(np.abs(got - want).max())
-    return Check("tables.tsv", ok=bool(cosine.min() >= TABLES_TSV_MIN_COSINE), value=round(float(cosine.min()), 6),
-                 tolerance=TABLES_TSV_MIN_COSINE,
-                 detail=f"{len(wanted)} tables re-encoded vs {tsv.name}: min cosine, max abs diff {max_abs:.2e}",
-                 data={"tables": len(wanted), "max_abs_diff": max_abs, "mean_cosine": float(cosine.mean())})
+    return Check(
+        "tables.tsv",
+        ok=bool(cosine.min() >= TABLES_TSV_MIN_COSINE),
+        value=round(float(cosine.min()), 6),
+        tolerance=TABLES_TSV_MIN_COSINE,
+        detail=f"{len(wanted)} tables re-encoded vs {tsv.name}: min cosine, max abs diff {max_abs:.2e}",
+        data={"tables": len(wanted), "max_abs_diff": max_abs, "mean_cosine": float(cosine.mean())},
+    )

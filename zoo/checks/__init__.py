@@ -1,4 +1,5 @@
 """verify: the checks that prove a converted model behaves like its source."""
+
 from .report import Check, Report
 
 __all__ = ["Check", "Report"]

@@ -1,4 +1,5 @@
 """The `files` check: every file in a directory still has the sha256 its manifest recorded."""
+
 from __future__ import annotations
 
 from pathlib import Path

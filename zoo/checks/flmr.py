@@ -4,6 +4,7 @@ Both compare query embeddings, document embeddings, document masks and late-inte
 in float32 against a 1e-5 absolute tolerance, and check the tokenizers give the same ids. Models
 are loaded one at a time so two ViT-G towers never sit in memory together.
 """
+
 from __future__ import annotations
 
 import gc
@@ -63,8 +64,11 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     """
     reference = official_reference(manifest)
     if reference is None:
-        why = ("a hub model is its own reference" if manifest.get("format") != "flmr-legacy" else
-               "no official hub repo of the same architecture is in the cache to compare with")
+        why = (
+            "a hub model is its own reference"
+            if manifest.get("format") != "flmr-legacy"
+            else "no official hub repo of the same architecture is in the cache to compare with"
+        )
         return Check("encodings", ok=True, ran=False, value="not run", detail=why)
     return compare_models(model_dir, reference)
 
@@ -112,8 +116,17 @@ def official_reference(manifest: Mapping[str, Any]) -> Path | None:
     return None
 
 
-_NOT_ARCHITECTURE = frozenset({"transformers_version", "_name_or_path", "_attn_implementation_autoset", "architectures",
-                               "auto_map", "dtype", "torch_dtype"})
+_NOT_ARCHITECTURE = frozenset(
+    {
+        "transformers_version",
+        "_name_or_path",
+        "_attn_implementation_autoset",
+        "architectures",
+        "auto_map",
+        "dtype",
+        "torch_dtype",
+    }
+)
 
 
 def _architecture(config_path: Path) -> dict[str, Any] | None:
@@ -142,8 +155,9 @@ def golden(model_dir: Path, golden_dir: Path) -> Check:
         model = FLMRModelForRetrieval.from_pretrained(model_dir)
     except (ZooError, FLMRInputError) as exc:
         return Check("golden", ok=False, value="unloadable", tolerance=TOLERANCE, detail=str(exc))
-    given = _Encoded(inputs["query_input_ids"], inputs["query_attention_mask"],
-                     inputs["doc_input_ids"], inputs["doc_attention_mask"])
+    given = _Encoded(
+        inputs["query_input_ids"], inputs["query_attention_mask"], inputs["doc_input_ids"], inputs["doc_attention_mask"]
+    )
     ids_equal = True
     if "query_texts" in inputs and "doc_texts" in inputs:
         mine = _tokenize(model, inputs["query_texts"], inputs["doc_texts"])
@@ -169,12 +183,20 @@ def _probe_pixels(model, n: int) -> torch.Tensor | None:
 
 @torch.no_grad()
 def _run(model, enc: _Encoded, pixel_values: torch.Tensor | None) -> _Outputs:
-    q = model.query(enc.query_ids, enc.query_mask, pixel_values=pixel_values,
-                    concat_output_from_vision_encoder=None if pixel_values is not None else False)
+    q = model.query(
+        enc.query_ids,
+        enc.query_mask,
+        pixel_values=pixel_values,
+        concat_output_from_vision_encoder=None if pixel_values is not None else False,
+    )
     d = model.doc(enc.doc_ids, enc.doc_mask)
     scores = model.score_matrix(q.late_interaction_output, d.late_interaction_output, d.context_mask)
-    return _Outputs(q.late_interaction_output.float().cpu(), d.late_interaction_output.float().cpu(),
-                    d.context_mask.cpu(), scores.float().cpu())
+    return _Outputs(
+        q.late_interaction_output.float().cpu(),
+        d.late_interaction_output.float().cpu(),
+        d.context_mask.cpu(),
+        scores.float().cpu(),
+    )
 
 
 def _compare(name: str, got: _Outputs, want: _Outputs, ids_equal: bool, against: str) -> Check:
@@ -205,5 +227,10 @@ def _compare(name: str, got: _Outputs, want: _Outputs, ids_equal: bool, against:
 
 def registry_golden(model_dir: Path, values: tuple[GoldenValue, ...]) -> Check:
     """The FLMR releases publish no example outputs; the registry records none to recompute."""
-    return Check("golden", ok=True, ran=False, value="not run",
-                 detail=f"{len(values)} registry golden value(s), but FLMR has no card examples to recompute")
+    return Check(
+        "golden",
+        ok=True,
+        ran=False,
+        value="not run",
+        detail=f"{len(values)} registry golden value(s), but FLMR has no card examples to recompute",
+    )

@@ -1,4 +1,5 @@
 """Check results as values: what was measured, against what tolerance, and the verdict."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -19,6 +19,7 @@ stored values and tolerance. `golden` does the same for a golden directory holdi
 
 `tolerance` (absolute, per similarity) may also be given per case.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -48,12 +49,21 @@ PROBE_QUERIES = (
     "how many trains run from the capital of france to the sea on a long weekend",
 )
 PROBE_DOCUMENTS = (
-    ("VetInfo indicates that any type of canine ultrasound costs anywhere from $300 to $500 depending on what "
-     "region of the country you live in and whether or not a veterinarian or a technician performs the procedure."),
+    (
+        "VetInfo indicates that any type of canine ultrasound costs anywhere from $300 to $500 depending on what "
+        "region of the country you live in and whether or not a veterinarian or a technician performs the procedure."
+    ),
     "Water boils at 100 degrees at sea level.",
     "Sparse lexical retrieval.",
-    " ".join([("A neural sparse retrieval model expands every query and document into weighted vocabulary terms, "
-               "so an inverted index can search them fast.")] * 24),  # past any max_seq_length: truncated
+    " ".join(
+        [
+            (
+                "A neural sparse retrieval model expands every query and document into weighted vocabulary terms, "
+                "so an inverted index can search them fast."
+            )
+        ]
+        * 24
+    ),  # past any max_seq_length: truncated
 )
 LOAD_ERRORS = (ZooError, OSError, ValueError, KeyError, RuntimeError)
 
@@ -66,15 +76,28 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     try:
         spec = read_spec(model_dir)
         model = load_sparse_encoder(model_dir, device="cpu")
-        ours = {"query": _dense(model.encode_query(list(PROBE_QUERIES), batch_size=len(PROBE_QUERIES),
-                                                   convert_to_sparse_tensor=False)),
-                "document": _dense(model.encode_document(list(PROBE_DOCUMENTS), batch_size=len(PROBE_DOCUMENTS),
-                                                         convert_to_sparse_tensor=False))}
-        theirs = {"query": reference_encode(spec, PROBE_QUERIES, "query"),
-                  "document": reference_encode(spec, PROBE_DOCUMENTS, "document")}
+        ours = {
+            "query": _dense(
+                model.encode_query(list(PROBE_QUERIES), batch_size=len(PROBE_QUERIES), convert_to_sparse_tensor=False)
+            ),
+            "document": _dense(
+                model.encode_document(
+                    list(PROBE_DOCUMENTS), batch_size=len(PROBE_DOCUMENTS), convert_to_sparse_tensor=False
+                )
+            ),
+        }
+        theirs = {
+            "query": reference_encode(spec, PROBE_QUERIES, "query"),
+            "document": reference_encode(spec, PROBE_DOCUMENTS, "document"),
+        }
     except LOAD_ERRORS as exc:
-        return Check("encodings", ok=False, value="error", tolerance=TOLERANCE,
-                     detail=f"could not encode the probe set: {type(exc).__name__}: {exc}")
+        return Check(
+            "encodings",
+            ok=False,
+            value="error",
+            tolerance=TOLERANCE,
+            detail=f"could not encode the probe set: {type(exc).__name__}: {exc}",
+        )
     diffs: dict[str, float] = {}
     cosines: dict[str, float] = {}
     problems: list[str] = []
@@ -89,11 +112,22 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     sparsity = _sparsity(ours, manifest.get("model_id"))
     text = "; ".join(problems) or (
         f"layout {spec.layout}; max abs diff query {diffs['query']:.2e} document {diffs['document']:.2e}; "
-        f"min cosine {min(cosines.values()):.8f}; {sparsity['summary']}")
-    return Check("encodings", ok=ok, value=worst, tolerance=TOLERANCE, detail=text,
-                 data={"layout": spec.layout, "max_abs_diff": diffs, "cosine": cosines,
-                       "probe": {"queries": len(PROBE_QUERIES), "documents": len(PROBE_DOCUMENTS)},
-                       "sparsity": sparsity})
+        f"min cosine {min(cosines.values()):.8f}; {sparsity['summary']}"
+    )
+    return Check(
+        "encodings",
+        ok=ok,
+        value=worst,
+        tolerance=TOLERANCE,
+        detail=text,
+        data={
+            "layout": spec.layout,
+            "max_abs_diff": diffs,
+            "cosine": cosines,
+            "probe": {"queries": len(PROBE_QUERIES), "documents": len(PROBE_DOCUMENTS)},
+            "sparsity": sparsity,
+        },
+    )
 
 
 def reference_encode(spec: SpladeSpec, texts: Sequence[str], kind: str) -> torch.Tensor:
@@ -127,10 +161,16 @@ def _sparsity(vectors: Mapping[str, torch.Tensor], model_id: str | None) -> dict
     active = {kind: [int(n) for n in (v != 0).sum(dim=1)] for kind, v in vectors.items()}
     means = {kind: sum(n) / len(n) for kind, n in active.items()}
     card = _card_sparsity(model_id)
-    parts = [f"active dims per {kind} {means[kind]:.1f}"
-             + (f" (card ~{card[kind]:g} on NanoBEIR)" if kind in card else "") for kind in ("query", "document")]
-    return {"active_dims": active, "mean_active_dims": means, "card": card,
-            "summary": ", ".join(parts) + " on the probe set"}
+    parts = [
+        f"active dims per {kind} {means[kind]:.1f}" + (f" (card ~{card[kind]:g} on NanoBEIR)" if kind in card else "")
+        for kind in ("query", "document")
+    ]
+    return {
+        "active_dims": active,
+        "mean_active_dims": means,
+        "card": card,
+        "summary": ", ".join(parts) + " on the probe set",
+    }
 
 
 def _card_sparsity(model_id: str | None) -> dict[str, float]:
@@ -159,13 +199,25 @@ def golden(model_dir: Path, golden_dir: Path) -> Check:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         default = data.get("tolerance")
-        cases = [_case(c.get("name", f"case {i + 1}"), "similarity",
-                       {"query": c.get("query"), "documents": c.get("documents")},
-                       c.get("similarities"), c.get("tolerance", default), str(path))
-                 for i, c in enumerate(data["cases"])]
+        cases = [
+            _case(
+                c.get("name", f"case {i + 1}"),
+                "similarity",
+                {"query": c.get("query"), "documents": c.get("documents")},
+                c.get("similarities"),
+                c.get("tolerance", default),
+                str(path),
+            )
+            for i, c in enumerate(data["cases"])
+        ]
     except FileNotFoundError:
-        return Check("golden", ok=False, value="not runnable", detail=f"{path} not found (a SPLADE golden dir "
-                     "holds golden.json with tolerance and cases of query, documents, similarities)")
+        return Check(
+            "golden",
+            ok=False,
+            value="not runnable",
+            detail=f"{path} not found (a SPLADE golden dir "
+            "holds golden.json with tolerance and cases of query, documents, similarities)",
+        )
     except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         return Check("golden", ok=False, value="not runnable", detail=f"{path}: malformed: {exc!r}")
     return _similarity_check(model_dir, cases, source=str(path))
@@ -182,15 +234,24 @@ def _case(name: str, kind: str, inputs: Mapping[str, Any], values: Any, toleranc
     elif not isinstance(documents, list) or not documents:
         problem = "the documents are not recorded"
     elif missing := [i + 1 for i, d in enumerate(documents) if not isinstance(d, str)]:
-        problem = (f"document(s) {', '.join(map(str, missing))} of {len(documents)} are not recorded verbatim "
-                   "(null), so their similarities cannot be recomputed; add the card text in a user registry "
-                   "(ZOO_REGISTRY) to run this check")
+        problem = (
+            f"document(s) {', '.join(map(str, missing))} of {len(documents)} are not recorded verbatim "
+            "(null), so their similarities cannot be recomputed; add the card text in a user registry "
+            "(ZOO_REGISTRY) to run this check"
+        )
     elif not isinstance(values, (list, tuple)) or len(values) != len(documents):
         problem = f"{len(documents)} documents but values {values!r}"
     elif not isinstance(tolerance, (int, float)) or tolerance < 0:
         problem = f"no valid tolerance ({tolerance!r})"
-    return {"name": name, "query": query, "documents": documents, "expected": list(values or ()),
-            "tolerance": tolerance, "provenance": provenance, "problem": problem}
+    return {
+        "name": name,
+        "query": query,
+        "documents": documents,
+        "expected": list(values or ()),
+        "tolerance": tolerance,
+        "provenance": provenance,
+        "problem": problem,
+    }
 
 
 def _similarity_check(model_dir: Path, cases: list[dict], *, source: str) -> Check:
@@ -201,28 +262,42 @@ def _similarity_check(model_dir: Path, cases: list[dict], *, source: str) -> Che
         try:
             model = load_sparse_encoder(model_dir, device="cpu")
             for case in runnable:
-                scores = model.similarity(model.encode_query([case["query"]]),
-                                          model.encode_document(case["documents"]))
+                scores = model.similarity(model.encode_query([case["query"]]), model.encode_document(case["documents"]))
                 case["actual"] = [float(s) for s in _dense(scores)[0]]
-                case["max_abs_diff"] = max(abs(a - e) for a, e in zip(case["actual"], case["expected"]))
+                case["max_abs_diff"] = max(abs(a - e) for a, e in zip(case["actual"], case["expected"], strict=False))
         except LOAD_ERRORS as exc:
-            return Check("golden", ok=False, value="error",
-                         detail=f"{source}: could not compute similarities: {type(exc).__name__}: {exc}")
+            return Check(
+                "golden",
+                ok=False,
+                value="error",
+                detail=f"{source}: could not compute similarities: {type(exc).__name__}: {exc}",
+            )
     blocked = [c for c in cases if c["problem"] is not None]
     failed = [c for c in runnable if not c["max_abs_diff"] <= c["tolerance"]]
     worst = max((c["max_abs_diff"] for c in runnable), default=None)
     lines = [f"{c['name']}: NOT RUNNABLE: {c['problem']}" for c in blocked]
-    lines += [f"{c['name']}: expected {c['expected']}, got {[round(a, 4) for a in c['actual']]} "
-              f"(max abs diff {c['max_abs_diff']:.2e}, tolerance {c['tolerance']:g})" for c in runnable]
+    lines += [
+        f"{c['name']}: expected {c['expected']}, got {[round(a, 4) for a in c['actual']]} "
+        f"(max abs diff {c['max_abs_diff']:.2e}, tolerance {c['tolerance']:g})"
+        for c in runnable
+    ]
     if not runnable:  # nothing could be recomputed: say why, without a verdict on the model
-        return Check("golden", ok=True, ran=False, value="not run", detail=f"{source}: " + "; ".join(lines),
-                     data={"source": source, "cases": cases})
-    return Check("golden", ok=not blocked and not failed,
-                 value="not runnable" if blocked and not failed else worst,
-                 tolerance=min((c["tolerance"] for c in cases if isinstance(c["tolerance"], (int, float))),
-                               default=None),
-                 detail=f"{source}: " + "; ".join(lines),
-                 data={"source": source, "cases": cases})
+        return Check(
+            "golden",
+            ok=True,
+            ran=False,
+            value="not run",
+            detail=f"{source}: " + "; ".join(lines),
+            data={"source": source, "cases": cases},
+        )
+    return Check(
+        "golden",
+        ok=not blocked and not failed,
+        value="not runnable" if blocked and not failed else worst,
+        tolerance=min((c["tolerance"] for c in cases if isinstance(c["tolerance"], (int, float))), default=None),
+        detail=f"{source}: " + "; ".join(lines),
+        data={"source": source, "cases": cases},
+    )
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ column ids up to 511 against tables of 256), so the zero-contribution rule, the 
 and the masking are all exercised. With per-cell reset on, column * rows + row stays inside the
 cell table: there TF itself has no defined result (it raises on CPU).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,8 +29,15 @@ PROBE_SEED = 20210427
 PROBE_LENGTHS = (1.0, 0.7, 0.25)  # fractions of the probe width: mixed lengths with padding
 CELL_TOKENS = 3
 QUESTION_TOKENS = 4
-TOKEN_TYPES = ("segment_ids", "column_ids", "row_ids", "prev_label_ids", "column_ranks",
-               "inv_column_ranks", "numeric_relations")
+TOKEN_TYPES = (
+    "segment_ids",
+    "column_ids",
+    "row_ids",
+    "prev_label_ids",
+    "column_ranks",
+    "inv_column_ranks",
+    "numeric_relations",
+)
 
 
 # --- probe --------------------------------------------------------------------------------
@@ -95,8 +103,9 @@ def compare(name: str, got: Mapping[str, np.ndarray], want: Mapping[str, np.ndar
     text = f"{detail}; max |diff| {worst:.3g} over {', '.join(diffs)}"
     if problems:
         text += "; " + "; ".join(problems)
-    return Check(name=name, ok=ok, value=worst, tolerance=TOLERANCE, detail=text,
-                 data={"max_abs_diff": diffs, "cosine": cosines})
+    return Check(
+        name=name, ok=ok, value=worst, tolerance=TOLERANCE, detail=text, data={"max_abs_diff": diffs, "cosine": cosines}
+    )
 
 
 def _torch(array: np.ndarray) -> torch.Tensor:
@@ -141,7 +150,8 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     located = resolve(Path(manifest["source"]["path"]))
     try:
         reference = TapasTFReference(
-            located.files.prefix, located.files.config,
+            located.files.prefix,
+            located.files.config,
             reset_position_index_per_cell=bool(options.get("reset_position_index_per_cell", False)),
         )
         tables = probe_batch(config)
@@ -149,14 +159,21 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
             questions = question_probe(config)
             got = _retriever_outputs(model, questions, tables)
             want = reference.dual_encoder(
-                questions["input_ids"], questions["attention_mask"], tables["input_ids"],
-                tables["attention_mask"], tables["token_type_ids"],
+                questions["input_ids"],
+                questions["attention_mask"],
+                tables["input_ids"],
+                tables["attention_mask"],
+                tables["token_type_ids"],
                 max_query_length=int(options.get("max_query_length", config["max_query_length"])),
             )
         else:
             got = _reader_outputs(model, tables)
-            want = reference.reader(tables["input_ids"], tables["attention_mask"], tables["token_type_ids"],
-                                    temperature=float(options.get("temperature", 1.0)))
+            want = reference.reader(
+                tables["input_ids"],
+                tables["attention_mask"],
+                tables["token_type_ids"],
+                temperature=float(options.get("temperature", 1.0)),
+            )
             want["span_indexes"] = want["span_indexes"][0]
     finally:
         located.close()
@@ -179,26 +196,38 @@ def golden(model_dir: Path, golden_dir: Path) -> Check:
         kind = "retriever" if is_retriever else "reader"
         raise FormatError(f"{golden_dir} holds {kind} outputs but {model_dir} is a {type(model).__name__}")
     tables = {
-        "input_ids": inputs["input_ids"], "attention_mask": inputs["input_mask"],
+        "input_ids": inputs["input_ids"],
+        "attention_mask": inputs["input_mask"],
         "token_type_ids": np.stack([inputs[k] for k in TOKEN_TYPES], axis=-1),
     }
     if is_retriever:
         questions = {"input_ids": inputs["question_input_ids"], "attention_mask": inputs["question_input_mask"]}
         got = _retriever_outputs(model, questions, tables)
-        want = {"query_rep": outputs["query_rep"], "table_rep": outputs["table_rep"],
-                "question_pooled": outputs["bert_1_pooler_dense_Tanh_0"],
-                "table_pooled": outputs["bert_pooler_dense_Tanh_0"]}
+        want = {
+            "query_rep": outputs["query_rep"],
+            "table_rep": outputs["table_rep"],
+            "question_pooled": outputs["bert_1_pooler_dense_Tanh_0"],
+            "table_pooled": outputs["bert_pooler_dense_Tanh_0"],
+        }
     else:
         got = _reader_outputs(model, tables)
         batch = inputs["input_ids"].shape[0]
         got["span_indexes"] = np.broadcast_to(got["span_indexes"], (batch, *got["span_indexes"].shape))
-        want = {"logits_cls": outputs["logits_cls"], "span_logits": outputs["span_logits"],
-                "span_indexes": outputs["span_indexes"].astype(np.int64),
-                "token_probabilities": outputs["probabilities"]}
+        want = {
+            "logits_cls": outputs["logits_cls"],
+            "span_logits": outputs["span_logits"],
+            "span_indexes": outputs["span_indexes"].astype(np.int64),
+            "token_probabilities": outputs["probabilities"],
+        }
     return compare("golden", got, want, f"converted model vs {golden_dir.name} recorded from the original code")
 
 
 def registry_golden(model_dir: Path, values: tuple[GoldenValue, ...]) -> Check:
     """TAPAS releases publish no example outputs; the registry records none to recompute."""
-    return Check("golden", ok=True, ran=False, value="not run",
-                 detail=f"{len(values)} registry golden value(s), but TAPAS has no card examples to recompute")
+    return Check(
+        "golden",
+        ok=True,
+        ran=False,
+        value="not run",
+        detail=f"{len(values)} registry golden value(s), but TAPAS has no card examples to recompute",
+    )

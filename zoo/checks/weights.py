@@ -4,6 +4,7 @@ The plan is rebuilt from the converter's rule table on the source checkpoint (no
 from the manifest), so a converter that wrote a tensor to the wrong name, invented one, or
 dropped one fails here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,9 @@ def weights(model_dir: Path, manifest: dict[str, Any]) -> Check:
 
     fmt = manifest.get("format")
     if not fmt:
-        return Check("weights", ok=True, value="not applicable", detail="no conversion was applied (source already safetensors)")
+        return Check(
+            "weights", ok=True, value="not applicable", detail="no conversion was applied (source already safetensors)"
+        )
     src = Path(manifest["source"]["path"])
     if not src.exists() and not Path(str(src) + ".index").exists():
         return Check("weights", ok=False, value="source missing", detail=f"source checkpoint not found at {src}")
@@ -59,8 +62,15 @@ def weights(model_dir: Path, manifest: dict[str, Any]) -> Check:
             if want.shape == got.shape and want.tobytes() == got.tobytes():
                 equal += 1
             else:
-                diff = float(np.max(np.abs(want.astype(np.float64) - got.astype(np.float64)))) if want.shape == got.shape else float("nan")
-                problems.append(f"{m.source} -> {target}: not bit-exact (shape {got.shape} vs {want.shape}, max abs diff {diff:.3g})")
+                diff = (
+                    float(np.max(np.abs(want.astype(np.float64) - got.astype(np.float64))))
+                    if want.shape == got.shape
+                    else float("nan")
+                )
+                problems.append(
+                    f"{m.source} -> {target}: not bit-exact "
+                    f"(shape {got.shape} vs {want.shape}, max abs diff {diff:.3g})"
+                )
     finally:
         for h in handles.values():
             h.__exit__(None, None, None)

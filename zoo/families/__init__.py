@@ -1,4 +1,5 @@
 """Model families: one typed contract (contract.Family) per family, listed in catalog.FAMILIES."""
+
 from .catalog import (
     FAMILIES,
     family,

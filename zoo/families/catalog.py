@@ -48,8 +48,11 @@ def recognize(path: Path) -> Family:
     for fam in FAMILIES:
         if fam.recognize(path):
             return fam
-    raise FormatError(f"{path}: not a model directory zoo knows (no zoo manifest, and not a "
-                      + ", ".join(f.name for f in FAMILIES) + " layout)")
+    raise FormatError(
+        f"{path}: not a model directory zoo knows (no zoo manifest, and not a "
+        + ", ".join(f.name for f in FAMILIES)
+        + " layout)"
+    )
 
 
 def translate(exc: BaseException) -> ZooError | None:

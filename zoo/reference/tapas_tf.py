@@ -8,6 +8,7 @@ one-hot token-type lookup (zero for ids outside a table), tanh GELU, post-LN, ad
 projections, reader heads and span logits in the original order. It shares no code with
 zoo.models or converters, so agreeing with the converted torch model is evidence, not an echo.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,9 @@ class TapasTFReference:
             output += self._relative_positions(positions, token_type_ids, length, batch)
         else:
             output += tf.reshape(positions[:length], [1, length, self.hidden])
-        return _layer_norm(output, self._v(f"{scope}/embeddings/LayerNorm/gamma"),
-                           self._v(f"{scope}/embeddings/LayerNorm/beta"))
+        return _layer_norm(
+            output, self._v(f"{scope}/embeddings/LayerNorm/gamma"), self._v(f"{scope}/embeddings/LayerNorm/beta")
+        )
 
     def _relative_positions(self, table, token_type_ids, length, batch) -> tf.Tensor:
         """modeling._get_relative_position_embeddings with segmented_tensor spelled out."""
@@ -107,8 +109,9 @@ class TapasTFReference:
         context = tf.einsum("BNFT,BTNH->BFNH", tf.nn.softmax(scores), v)
         kernel = tf.reshape(self._v(f"{prefix}/output/dense/kernel"), [self.heads, size, self.hidden])
         out = tf.einsum("BFNH,NHD->BFD", context, kernel) + self._v(f"{prefix}/output/dense/bias")
-        return _layer_norm(out + x, self._v(f"{prefix}/output/LayerNorm/gamma"),
-                           self._v(f"{prefix}/output/LayerNorm/beta"))
+        return _layer_norm(
+            out + x, self._v(f"{prefix}/output/LayerNorm/gamma"), self._v(f"{prefix}/output/LayerNorm/beta")
+        )
 
     def encode(self, scope: str, input_ids, input_mask, token_type_ids) -> tuple[tf.Tensor, tf.Tensor]:
         """(sequence output [B, L, H], pooled output [B, H]) of the tower under `scope`."""
@@ -125,15 +128,22 @@ class TapasTFReference:
                 tf.einsum("abc,cd->abd", attended, self._v(f"{p}/intermediate/dense/kernel"))
                 + self._v(f"{p}/intermediate/dense/bias")
             )
-            out = tf.einsum("abc,cd->abd", inner, self._v(f"{p}/output/dense/kernel")) + self._v(f"{p}/output/dense/bias")
-            x = _layer_norm(out + attended, self._v(f"{p}/output/LayerNorm/gamma"), self._v(f"{p}/output/LayerNorm/beta"))
-        pooled = tf.tanh(tf.matmul(x[:, 0], self._v(f"{scope}/pooler/dense/kernel")) + self._v(f"{scope}/pooler/dense/bias"))
+            out = tf.einsum("abc,cd->abd", inner, self._v(f"{p}/output/dense/kernel")) + self._v(
+                f"{p}/output/dense/bias"
+            )
+            x = _layer_norm(
+                out + attended, self._v(f"{p}/output/LayerNorm/gamma"), self._v(f"{p}/output/LayerNorm/beta")
+            )
+        pooled = tf.tanh(
+            tf.matmul(x[:, 0], self._v(f"{scope}/pooler/dense/kernel")) + self._v(f"{scope}/pooler/dense/bias")
+        )
         return x, pooled
 
     # --- dual encoder (table_retriever_model.model_fn) ---------------------------------------
 
-    def dual_encoder(self, question_input_ids, question_input_mask, input_ids, input_mask, token_type_ids,
-                     max_query_length: int) -> dict[str, np.ndarray]:
+    def dual_encoder(
+        self, question_input_ids, question_input_mask, input_ids, input_mask, token_type_ids, max_query_length: int
+    ) -> dict[str, np.ndarray]:
         """query_rep, table_rep and both pooled outputs; one tower only: bert/ serves both."""
         question_scope = "bert_1" if any(n.startswith("bert_1/") for n in self.vars) else "bert"
         q_ids = np.asarray(question_input_ids)[:, :max_query_length]
@@ -144,8 +154,12 @@ class TapasTFReference:
         if "table_projection" in self.vars:
             table_rep = tf.matmul(table_pooled, self._v("table_projection"), transpose_b=True)
             query_rep = tf.matmul(question_pooled, self._v("text_projection"), transpose_b=True)
-        return {"query_rep": query_rep.numpy(), "table_rep": table_rep.numpy(),
-                "question_pooled": question_pooled.numpy(), "table_pooled": table_pooled.numpy()}
+        return {
+            "query_rep": query_rep.numpy(),
+            "table_rep": table_rep.numpy(),
+            "question_pooled": question_pooled.numpy(),
+            "table_pooled": table_pooled.numpy(),
+        }
 
     # --- reader (tapas_classifier_model, task NQ_RETRIEVAL) ----------------------------------
 
@@ -153,11 +167,13 @@ class TapasTFReference:
         sequence, pooled = self.encode("bert", input_ids, input_mask, token_type_ids)
         logits = (tf.einsum("bsj,j->bs", sequence, self._v("output_weights")) + self._v("output_bias")) / temperature
         probabilities = tf.sigmoid(logits) * tf.cast(tf.constant(input_mask), tf.float32)
-        logits_cls = tf.nn.bias_add(tf.matmul(pooled, self._v("output_weights_cls"), transpose_b=True),
-                                    self._v("output_bias_cls"))
+        logits_cls = tf.nn.bias_add(
+            tf.matmul(pooled, self._v("output_weights_cls"), transpose_b=True), self._v("output_bias_cls")
+        )
         types = np.asarray(token_type_ids)
-        spans, span_logits = self._span_logits(sequence, tf.constant(types[..., 1], tf.int32),
-                                               tf.constant(types[..., 2], tf.int32))
+        spans, span_logits = self._span_logits(
+            sequence, tf.constant(types[..., 1], tf.int32), tf.constant(types[..., 2], tf.int32)
+        )
         return {
             "logits_cls": (logits_cls[:, 1] - logits_cls[:, 0]).numpy(),
             "span_logits": span_logits.numpy(),

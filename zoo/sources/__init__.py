@@ -1,4 +1,5 @@
 """Sources: fetch a registry entry's raw artifact into the cache, verified. Chosen by source kind."""
+
 from __future__ import annotations
 
 import importlib

@@ -4,6 +4,7 @@ A source module (http, hf) exposes `pull(entry, *, force, progress) -> Path` and
 `cached(entry) -> Path | None`. Both write/read the receipt in the cache (see zoo.cache):
 a receipt exists only after every byte was verified, so `cached` needs no network.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

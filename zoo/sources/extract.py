@@ -5,6 +5,7 @@ duplicates, declared sizes and ratios); the actual bytes are counted again while
 because headers can lie. Output goes to a temp directory beside `dest`, renamed into place
 only when the whole archive extracted cleanly.
 """
+
 from __future__ import annotations
 
 import re
@@ -88,13 +89,19 @@ def check_members(zip_path: Path, infos: Sequence[zipfile.ZipInfo]) -> list[tupl
     for info, _ in planned:
         total += info.file_size
         if total > constants.MAX_UNPACKED_BYTES:
-            raise _unsafe(zip_path, info.filename, f"declared unpacked size exceeds "
-                          f"{constants.MAX_UNPACKED_BYTES} bytes (zip bomb?)")
+            raise _unsafe(
+                zip_path,
+                info.filename,
+                f"declared unpacked size exceeds {constants.MAX_UNPACKED_BYTES} bytes (zip bomb?)",
+            )
     for info, _ in planned:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > RATIO_FLOOR_BYTES and ratio > constants.MAX_COMPRESSION_RATIO:
-            raise _unsafe(zip_path, info.filename, f"compression ratio {ratio:.0f} exceeds "
-                          f"{constants.MAX_COMPRESSION_RATIO:.0f} (zip bomb?)")
+            raise _unsafe(
+                zip_path,
+                info.filename,
+                f"compression ratio {ratio:.0f} exceeds {constants.MAX_COMPRESSION_RATIO:.0f} (zip bomb?)",
+            )
     return planned
 
 
@@ -107,8 +114,9 @@ def _copy_member(zf: zipfile.ZipFile, zip_path: Path, info: zipfile.ZipInfo, tar
             if written > info.file_size:
                 raise _unsafe(zip_path, info.filename, "member holds more data than its header declares")
             if written > budget:
-                raise _unsafe(zip_path, info.filename, f"unpacked size exceeds "
-                              f"{constants.MAX_UNPACKED_BYTES} bytes (zip bomb?)")
+                raise _unsafe(
+                    zip_path, info.filename, f"unpacked size exceeds {constants.MAX_UNPACKED_BYTES} bytes (zip bomb?)"
+                )
             dst.write(block)
     if written != info.file_size:
         raise _unsafe(zip_path, info.filename, f"member holds {written} bytes, header declares {info.file_size}")

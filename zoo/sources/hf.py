@@ -6,6 +6,7 @@ receipt then records the commit and the sha256 of every file, so later pulls, `c
 `files_check` and offline use need no network. Files live in the standard HF cache
 (HF_HUB_CACHE / HF_HOME), so transformers and sentence-transformers share them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -113,14 +114,18 @@ def files_check(entry_or_receipt: Entry | Mapping[str, Any]) -> list[str]:
             return [f"not pulled: no receipt for {entry.id!r}"]
         repo, revision = _repo_revision(entry)
         if not _receipt_matches(receipt, repo, revision):
-            return [f"stale receipt: pulled {receipt.get('repo')}@{receipt.get('revision')}, "
-                    f"registry says {repo}@{revision}"]
+            return [
+                f"stale receipt: pulled {receipt.get('repo')}@{receipt.get('revision')}, "
+                f"registry says {repo}@{revision}"
+            ]
     else:
         receipt = entry_or_receipt
     audit = _audit(snapshot_dir(receipt["repo"], receipt["commit"]), receipt["files"])
-    return ([f"missing: {p}" for p in audit.missing]
-            + [f"changed: {p} (sha256 {act[:12]}..., expected {exp[:12]}...)" for p, exp, act in audit.changed]
-            + [f"not in receipt: {p}" for p in audit.extra])
+    return (
+        [f"missing: {p}" for p in audit.missing]
+        + [f"changed: {p} (sha256 {act[:12]}..., expected {exp[:12]}...)" for p, exp, act in audit.changed]
+        + [f"not in receipt: {p}" for p in audit.extra]
+    )
 
 
 def snapshot_dir(repo: str, commit: str) -> Path:
@@ -145,24 +150,40 @@ def _download(entry: Entry, repo: str, revision: str, *, force: bool, progress: 
             if isinstance(f, RepoFile)
         }
         log.info("downloading %s@%s (%d files) from %s", repo, commit[:12], len(remote), endpoint)
-        snapshot = Path(snapshot_download(
-            repo, revision=commit, cache_dir=constants.hf_hub_cache(), endpoint=endpoint,
-            force_download=force, tqdm_class=None if progress else _QuietTqdm,
-        ))
+        snapshot = Path(
+            snapshot_download(
+                repo,
+                revision=commit,
+                cache_dir=constants.hf_hub_cache(),
+                endpoint=endpoint,
+                force_download=force,
+                tqdm_class=None if progress else _QuietTqdm,
+            )
+        )
     files = _verify_download(entry, repo, commit, snapshot, remote, endpoint)
     if not COMMIT_RE.fullmatch(revision):
         # loading by repo id with HF_HUB_OFFLINE=1 looks up refs/<branch>; pinned downloads write none
         cache.atomic_write_bytes(snapshot.parent.parent / "refs" / revision, commit.encode())
-    cache.write_receipt(entry.id, {
-        "kind": "hf", "id": entry.id, "repo": repo, "revision": revision, "commit": commit,
-        "endpoint": endpoint, "path": str(snapshot),
-        "pulled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files,
-    })
+    cache.write_receipt(
+        entry.id,
+        {
+            "kind": "hf",
+            "id": entry.id,
+            "repo": repo,
+            "revision": revision,
+            "commit": commit,
+            "endpoint": endpoint,
+            "path": str(snapshot),
+            "pulled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": files,
+        },
+    )
     return snapshot
 
 
-def _verify_download(entry: Entry, repo: str, commit: str, snapshot: Path,
-                     remote: dict[str, RemoteFile], endpoint: str) -> dict[str, dict[str, Any]]:
+def _verify_download(
+    entry: Entry, repo: str, commit: str, snapshot: Path, remote: dict[str, RemoteFile], endpoint: str
+) -> dict[str, dict[str, Any]]:
     """Hash every file against its oid; on any mismatch drop the bad blobs and the receipt, then raise."""
     files: dict[str, dict[str, Any]] = {}
     bad: list[tuple[RemoteFile, str, int]] = []
@@ -185,7 +206,9 @@ def _verify_download(entry: Entry, repo: str, commit: str, snapshot: Path,
             f"{repo}@{commit[:12]}: {len(bad)} file(s) do not match the repo's oids: {names}. "
             f"{rf.path}: expected {rf.algorithm} {rf.oid} ({rf.size} bytes), got {actual} ({size} bytes). "
             "The bad files were removed from the HF cache; pull again to re-download.",
-            expected=rf.oid, actual=actual, source=f"{endpoint}/{repo}/resolve/{commit}/{rf.path}",
+            expected=rf.oid,
+            actual=actual,
+            source=f"{endpoint}/{repo}/resolve/{commit}/{rf.path}",
         )
     return files
 
@@ -203,7 +226,9 @@ def _reuse(entry: Entry, receipt: Mapping[str, Any]) -> Path | None:
             f"{entry.id}: {len(audit.changed)} cached file(s) changed since they were verified: "
             f"{', '.join(c[0] for c in audit.changed)}. {rel}: expected sha256 {expected}, got {actual}. "
             "They were removed from the HF cache; pull again (or `zoo pull --force`) to re-download.",
-            expected=expected, actual=actual, source=str(snapshot / rel),
+            expected=expected,
+            actual=actual,
+            source=str(snapshot / rel),
         )
     if audit.missing:
         log.info("%s: %d cached file(s) missing, downloading again", entry.id, len(audit.missing))
@@ -270,8 +295,9 @@ def _hash(path: Path, *, git: bool) -> tuple[str, str | None, int]:
 
 def _audit(snapshot: Path, files: Mapping[str, Mapping[str, Any]], *, hash_files: bool = True) -> Audit:
     audit = Audit()
-    present = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()} \
-        if snapshot.is_dir() else set()
+    present = (
+        {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()} if snapshot.is_dir() else set()
+    )
     audit.missing.extend(sorted(set(files) - present))
     audit.extra.extend(sorted(present - set(files)))
     if hash_files:
@@ -298,8 +324,9 @@ def _hub_errors(entry: Entry, repo: str, revision: str, endpoint: str) -> Iterat
     except RevisionNotFoundError:
         raise DownloadError(f"{where}: revision {revision!r} not found at {endpoint}") from None
     except RepositoryNotFoundError:
-        raise DownloadError(f"{where} not found (or not accessible) at {endpoint}; "
-                            "check source.repo in the registry") from None
+        raise DownloadError(
+            f"{where} not found (or not accessible) at {endpoint}; check source.repo in the registry"
+        ) from None
     except RemoteEntryNotFoundError as exc:
         raise DownloadError(f"{where}: a file listed for {revision!r} is missing on the server: {exc}") from None
     except (LocalEntryNotFoundError, httpx2.TransportError) as exc:

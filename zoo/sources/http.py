@@ -8,6 +8,7 @@ md5/crc32c, registry hashes, sha256 or its trust-on-first-use pin) before it get
 Any mismatch deletes the bytes. The whole pull runs under the model's lock, and the receipt is
 re-read after taking it, so concurrent pulls of one model download once.
 """
+
 from __future__ import annotations
 
 import base64
@@ -97,9 +98,11 @@ def receipt_matches(entry: Entry, receipt: dict[str, Any] | None) -> bool:
     if not receipt:
         return False
     src = entry.source
-    return (receipt.get("url") == src.url
-            and (src.sha256 is None or receipt.get("sha256") == src.sha256)
-            and (src.size is None or receipt.get("size") == src.size))
+    return (
+        receipt.get("url") == src.url
+        and (src.sha256 is None or receipt.get("sha256") == src.sha256)
+        and (src.size is None or receipt.get("size") == src.size)
+    )
 
 
 def decide(*, receipt_ok: bool, archive_ok: bool, force: bool) -> Action:
@@ -127,8 +130,12 @@ def check_digests(entry: Entry, remote: RemoteInfo, got: Digests, url: str) -> N
     src = entry.source
     expected_size = src.size if src.size is not None else remote.size
     checks: list[tuple[str, str | None, str, str]] = [
-        ("size", None if expected_size is None else str(expected_size), str(got.size),
-         "registry" if src.size is not None else "Content-Length"),
+        (
+            "size",
+            None if expected_size is None else str(expected_size),
+            str(got.size),
+            "registry" if src.size is not None else "Content-Length",
+        ),
         ("md5", remote.md5, got.md5, "x-goog-hash"),
         ("crc32c", remote.crc32c, got.crc32c, "x-goog-hash"),
         ("md5", src.md5, got.md5, "registry"),
@@ -139,7 +146,11 @@ def check_digests(entry: Entry, remote: RemoteInfo, got: Digests, url: str) -> N
         if expected is not None and expected != actual:
             raise IntegrityError(
                 f"{entry.id}: {what} mismatch for {url}: expected {expected} ({origin}), got {actual}; "
-                "the download was deleted", expected=expected, actual=actual, source=url)
+                "the download was deleted",
+                expected=expected,
+                actual=actual,
+                source=url,
+            )
 
 
 def check_pin(entry: Entry, pin: dict[str, Any] | None, got: Digests, url: str) -> None:
@@ -156,7 +167,10 @@ def check_pin(entry: Entry, pin: dict[str, Any] | None, got: Digests, url: str) 
         f" on {pin.get('pinned_at', '?')}: {entry.source.url} was sha256 {pin.get('sha256')}"
         f" ({pin.get('size')} bytes), it is now sha256 {got.sha256} ({got.size} bytes). The download was"
         f" deleted. If the change is expected, re-pin with `zoo pull {entry.id} --force --repin`.",
-        expected=pin.get("sha256"), actual=got.sha256, source=url)
+        expected=pin.get("sha256"),
+        actual=got.sha256,
+        source=url,
+    )
 
 
 def candidate_urls(url: str) -> list[str]:
@@ -196,16 +210,21 @@ def pull(entry: Entry, *, force: bool = False, progress: bool = False, repin: bo
 
 
 def _offline_error(entry: Entry, lay: Layout, *, force: bool) -> OfflineError:
-    missing = [f"extracted files {lay.paths.raw_dir} with receipt {lay.paths.receipt}",
-               f"archive {lay.archive} (from {entry.source.url})"]
+    missing = [
+        f"extracted files {lay.paths.raw_dir} with receipt {lay.paths.receipt}",
+        f"archive {lay.archive} (from {entry.source.url})",
+    ]
     why = "--force needs the network" if force else "it is not in the cache"
-    return OfflineError(f"ZOO_OFFLINE is set and {entry.id!r} cannot be pulled: {why}; missing: "
-                        + "; ".join(missing) + ". Unset ZOO_OFFLINE, or pull it on a networked machine"
-                        " into the same ZOO_HOME.", missing=missing)
+    return OfflineError(
+        f"ZOO_OFFLINE is set and {entry.id!r} cannot be pulled: {why}; missing: "
+        + "; ".join(missing)
+        + ". Unset ZOO_OFFLINE, or pull it on a networked machine"
+        " into the same ZOO_HOME.",
+        missing=missing,
+    )
 
 
-def _pull_locked(entry: Entry, lay: Layout, *, force: bool, progress: bool, repin: bool,
-                 offline: bool) -> Path:
+def _pull_locked(entry: Entry, lay: Layout, *, force: bool, progress: bool, repin: bool, offline: bool) -> Path:
     action = decide(receipt_ok=cached(entry) is not None, archive_ok=_archive_ok(lay), force=force)
     logger.debug("%s: %s", entry.id, action)
     if action == "reuse":
@@ -225,13 +244,21 @@ def _reverify_archive(entry: Entry, lay: Layout, *, repin: bool) -> tuple[Remote
     """A completed archive left by an earlier run (e.g. killed while extracting) is rehashed, not refetched."""
     record = cache.read_json(lay.archive_record) or {}
     got = _hash_file(lay.archive)
-    remote = RemoteInfo(url=record.get("url") or entry.source.url or "", size=record.get("size"),
-                        etag=record.get("etag"), generation=record.get("generation"))
+    remote = RemoteInfo(
+        url=record.get("url") or entry.source.url or "",
+        size=record.get("size"),
+        etag=record.get("etag"),
+        generation=record.get("generation"),
+    )
     try:
         if record.get("sha256") != got.sha256:
-            raise IntegrityError(f"{entry.id}: {lay.archive} changed on disk since it was verified "
-                                 f"(sha256 {got.sha256}, recorded {record.get('sha256')}); it was deleted",
-                                 expected=record.get("sha256"), actual=got.sha256, source=str(lay.archive))
+            raise IntegrityError(
+                f"{entry.id}: {lay.archive} changed on disk since it was verified "
+                f"(sha256 {got.sha256}, recorded {record.get('sha256')}); it was deleted",
+                expected=record.get("sha256"),
+                actual=got.sha256,
+                source=str(lay.archive),
+            )
         _check_all(entry, remote, got, remote.url, repin=repin)
     except IntegrityError:
         _discard(lay.archive, lay.archive_record)
@@ -267,17 +294,33 @@ def _install(entry: Entry, lay: Layout, remote: RemoteInfo, got: Digests) -> Pat
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    identity = {"url": entry.source.url, "sha256": got.sha256, "size": got.size, "md5": got.md5,
-                "crc32c": got.crc32c, "etag": remote.etag, "generation": remote.generation}
+    identity = {
+        "url": entry.source.url,
+        "sha256": got.sha256,
+        "size": got.size,
+        "md5": got.md5,
+        "crc32c": got.crc32c,
+        "etag": remote.etag,
+        "generation": remote.generation,
+    }
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if entry.source.sha256 is None:
         pin = cache.read_pin(entry.id)
         if pin is None or pin.get("url") != entry.source.url or pin.get("sha256") != got.sha256:
             cache.write_pin(entry.id, {**identity, "pinned_at": now})
             logger.info("%s: pinned sha256 %s on first pull", entry.id, got.sha256)
-    cache.write_receipt(entry.id, {
-        **identity, "source": "url", "fetched_from": remote.url, "archive": str(lay.archive),
-        "path": str(raw_dir), "files": files, "pulled_at": now})
+    cache.write_receipt(
+        entry.id,
+        {
+            **identity,
+            "source": "url",
+            "fetched_from": remote.url,
+            "archive": str(lay.archive),
+            "path": str(raw_dir),
+            "files": files,
+            "pulled_at": now,
+        },
+    )
     return raw_dir
 
 
@@ -300,8 +343,11 @@ def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tup
     """Try each candidate URL in order; integrity failures stop at once, network failures move on."""
     failures: list[str] = []
     lay.archive.parent.mkdir(parents=True, exist_ok=True)
-    with httpx2.Client(timeout=httpx2.Timeout(constants.DOWNLOAD_TIMEOUT_S), follow_redirects=True,
-                       headers={"Accept-Encoding": "identity", "User-Agent": "zoo"}) as client:
+    with httpx2.Client(
+        timeout=httpx2.Timeout(constants.DOWNLOAD_TIMEOUT_S),
+        follow_redirects=True,
+        headers={"Accept-Encoding": "identity", "User-Agent": "zoo"},
+    ) as client:
         for url in candidate_urls(entry.source.url or ""):
             try:
                 remote, got = _fetch(client, entry, lay, url, progress=progress)
@@ -314,22 +360,24 @@ def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tup
             except IntegrityError:
                 _discard(lay.part, lay.part_record)
                 raise
-            cache.atomic_write_json(lay.archive_record, {
-                "url": url, "etag": remote.etag, "generation": remote.generation, **dataclasses.asdict(got)})
+            cache.atomic_write_json(
+                lay.archive_record,
+                {"url": url, "etag": remote.etag, "generation": remote.generation, **dataclasses.asdict(got)},
+            )
             lay.part.replace(lay.archive)
             lay.part_record.unlink(missing_ok=True)
             return dataclasses.replace(remote, url=url), got
     raise DownloadError(f"{entry.id}: could not download {entry.source.url}: " + "; ".join(failures))
 
 
-def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *,
-           progress: bool) -> tuple[RemoteInfo, Digests]:
+def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progress: bool) -> tuple[RemoteInfo, Digests]:
     """Download `url` into the part file, resuming and retrying until it is complete."""
     hasher = _Hasher()
     failures = last_count = 0
     remote: RemoteInfo | None = None
-    with tqdm(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.id,
-              disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.id, disable=not progress, leave=False
+    ) as bar:
         while True:
             try:
                 if remote is None:
@@ -363,9 +411,13 @@ def _check_early_size(entry: Entry, remote: RemoteInfo, url: str, lay: Layout) -
     size = entry.source.size
     if size is not None and remote.size is not None and size != remote.size:
         _discard(lay.part, lay.part_record)
-        raise IntegrityError(f"{entry.id}: size mismatch for {url}: expected {size} (registry), the server"
-                             f" reports {remote.size}; nothing was downloaded",
-                             expected=str(size), actual=str(remote.size), source=url)
+        raise IntegrityError(
+            f"{entry.id}: size mismatch for {url}: expected {size} (registry), the server"
+            f" reports {remote.size}; nothing was downloaded",
+            expected=str(size),
+            actual=str(remote.size),
+            source=url,
+        )
 
 
 def _prepare_part(lay: Layout, url: str, remote: RemoteInfo, hasher: _Hasher) -> int:
@@ -392,8 +444,9 @@ def _head(client: httpx2.Client, url: str) -> RemoteInfo:
     return _remote_info(url, response.headers, response.headers.get("content-length"))
 
 
-def _stream(client: httpx2.Client, url: str, lay: Layout, remote: RemoteInfo, offset: int,
-            hasher: _Hasher, bar: Any) -> RemoteInfo:
+def _stream(
+    client: httpx2.Client, url: str, lay: Layout, remote: RemoteInfo, offset: int, hasher: _Hasher, bar: Any
+) -> RemoteInfo:
     """One GET from `offset` to the end; raises to restart (other version) or retry (short read)."""
     headers = {}
     if _strong(remote.etag):
@@ -409,10 +462,14 @@ def _stream(client: httpx2.Client, url: str, lay: Layout, remote: RemoteInfo, of
         got = _remote_info(url, response.headers, None)
         if response.status_code == 206:
             start, total = _content_range(response.headers.get("content-range"))
-            if (start != offset or (remote.etag and got.etag and got.etag != remote.etag)
-                    or (None not in (total, remote.size) and total != remote.size)):
-                raise _Restart(f"the resumed response does not continue the part (offset {start}, "
-                               f"size {total}, ETag {got.etag})")
+            if (
+                start != offset
+                or (remote.etag and got.etag and got.etag != remote.etag)
+                or (None not in (total, remote.size) and total != remote.size)
+            ):
+                raise _Restart(
+                    f"the resumed response does not continue the part (offset {start}, size {total}, ETag {got.etag})"
+                )
             total = total if total is not None else remote.size
         elif response.status_code == 200:
             total = _int(response.headers.get("content-length"))
@@ -425,13 +482,22 @@ def _stream(client: httpx2.Client, url: str, lay: Layout, remote: RemoteInfo, of
             raise DownloadError(f"unexpected HTTP {response.status_code}")
         if got.etag and got.etag != remote.etag:  # a 200 for another version than HEAD saw: this body rules
             remote = RemoteInfo(url=url)
-        remote = RemoteInfo(url=url, size=total if total is not None else remote.size,
-                            etag=got.etag or remote.etag, md5=got.md5 or remote.md5,
-                            crc32c=got.crc32c or remote.crc32c, generation=got.generation or remote.generation,
-                            accept_ranges=remote.accept_ranges)
+        remote = RemoteInfo(
+            url=url,
+            size=total if total is not None else remote.size,
+            etag=got.etag or remote.etag,
+            md5=got.md5 or remote.md5,
+            crc32c=got.crc32c or remote.crc32c,
+            generation=got.generation or remote.generation,
+            accept_ranges=remote.accept_ranges,
+        )
         if offset == 0:
-            cache.atomic_write_json(lay.part_record, dataclasses.asdict(
-                PartRecord(url=url, etag=remote.etag, generation=remote.generation, size=remote.size)))
+            cache.atomic_write_json(
+                lay.part_record,
+                dataclasses.asdict(
+                    PartRecord(url=url, etag=remote.etag, generation=remote.generation, size=remote.size)
+                ),
+            )
         received = offset
         with open(lay.part, "r+b" if offset else "wb") as fh:
             fh.seek(offset)
@@ -485,8 +551,12 @@ class _Hasher:
             self.update(block)
 
     def digests(self) -> Digests:
-        return Digests(size=self.count, sha256=self.sha256.hexdigest(), md5=self.md5.hexdigest(),
-                       crc32c=base64.b64encode(self.crc.digest()).decode())
+        return Digests(
+            size=self.count,
+            sha256=self.sha256.hexdigest(),
+            md5=self.md5.hexdigest(),
+            crc32c=base64.b64encode(self.crc.digest()).decode(),
+        )
 
 
 def _hash_file(path: Path) -> Digests:
@@ -509,10 +579,15 @@ def _remote_info(url: str, headers: httpx2.Headers, length: str | None) -> Remot
             if sep:
                 hashes[name.lower()] = digest.strip()
     md5 = hashes.get("md5")
-    return RemoteInfo(url=url, size=_int(length), etag=headers.get("etag"),
-                      md5=base64.b64decode(md5).hex() if md5 else None, crc32c=hashes.get("crc32c"),
-                      generation=headers.get("x-goog-generation"),
-                      accept_ranges=headers.get("accept-ranges", "").lower() == "bytes")
+    return RemoteInfo(
+        url=url,
+        size=_int(length),
+        etag=headers.get("etag"),
+        md5=base64.b64decode(md5).hex() if md5 else None,
+        crc32c=hashes.get("crc32c"),
+        generation=headers.get("x-goog-generation"),
+        accept_ranges=headers.get("accept-ranges", "").lower() == "bytes",
+    )
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:

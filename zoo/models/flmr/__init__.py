@@ -1,4 +1,5 @@
 """FLMR / PreFLMR retrievers (LinWeizheDragon/FLMR) on transformers 5."""
+
 from .configuration_flmr import FLMRConfig, FLMRInputError, FLMRTextConfig, FLMRVisionConfig
 from .modeling_flmr import (
     FLMRContextEncoderOutput,

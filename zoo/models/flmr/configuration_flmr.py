@@ -11,7 +11,7 @@ config's), so loading never needs the network.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import BertConfig, CLIPVisionConfig, PreTrainedConfig
 
@@ -52,20 +52,28 @@ class FLMRTextConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         # transformers 5 BERT has absolute positions only, and FLMR never used encode_proj.
         if self.position_embedding_type != "absolute":
-            raise FLMRInputError(f"text_config: position_embedding_type {self.position_embedding_type!r} "
-                                 "is not supported")
+            raise FLMRInputError(
+                f"text_config: position_embedding_type {self.position_embedding_type!r} is not supported"
+            )
         if self.projection_dim:
             raise FLMRInputError("text_config: projection_dim > 0 (an encode_proj head) is not supported")
 
     def bert_config(self, attn_implementation: str) -> BertConfig:
         return BertConfig(
-            vocab_size=self.vocab_size, hidden_size=self.hidden_size, num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads, intermediate_size=self.intermediate_size,
-            hidden_act=self.hidden_act, hidden_dropout_prob=self.hidden_dropout_prob,
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+            hidden_act=self.hidden_act,
+            hidden_dropout_prob=self.hidden_dropout_prob,
             attention_probs_dropout_prob=self.attention_probs_dropout_prob,
-            max_position_embeddings=self.max_position_embeddings, type_vocab_size=self.type_vocab_size,
-            initializer_range=self.initializer_range, layer_norm_eps=self.layer_norm_eps,
-            pad_token_id=self.pad_token_id, attn_implementation=attn_implementation,
+            max_position_embeddings=self.max_position_embeddings,
+            type_vocab_size=self.type_vocab_size,
+            initializer_range=self.initializer_range,
+            layer_norm_eps=self.layer_norm_eps,
+            pad_token_id=self.pad_token_id,
+            attn_implementation=attn_implementation,
         )
 
 
@@ -91,12 +99,19 @@ class FLMRVisionConfig(PreTrainedConfig):
 
     def clip_config(self, attn_implementation: str) -> CLIPVisionConfig:
         return CLIPVisionConfig(
-            hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
-            projection_dim=self.projection_dim, num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads, num_channels=self.num_channels,
-            image_size=self.image_size, patch_size=self.patch_size, hidden_act=self.hidden_act,
-            layer_norm_eps=self.layer_norm_eps, attention_dropout=self.attention_dropout,
-            initializer_range=self.initializer_range, initializer_factor=self.initializer_factor,
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            projection_dim=self.projection_dim,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            num_channels=self.num_channels,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            hidden_act=self.hidden_act,
+            layer_norm_eps=self.layer_norm_eps,
+            attention_dropout=self.attention_dropout,
+            initializer_range=self.initializer_range,
+            initializer_factor=self.initializer_factor,
             attn_implementation=attn_implementation,
         )
 
@@ -109,7 +124,7 @@ class FLMRConfig(PreTrainedConfig):
     """The whole retriever: text + vision towers, vision MLP, optional PreFLMR mapping network."""
 
     model_type = "flmr"
-    sub_configs_defaults = {"text_config": FLMRTextConfig, "vision_config": FLMRVisionConfig}
+    sub_configs_defaults: ClassVar[dict[str, Any]] = {"text_config": FLMRTextConfig, "vision_config": FLMRVisionConfig}
 
     text_config: dict | FLMRTextConfig | None = None
     vision_config: dict | FLMRVisionConfig | None = None
@@ -164,15 +179,18 @@ class FLMRConfig(PreTrainedConfig):
 
     def _validate(self) -> None:
         if self.separate_query_and_context_vision_encoder:
-            raise FLMRInputError("config.json: separate_query_and_context_vision_encoder=true is not supported "
-                                 "(no published FLMR checkpoint uses it)")
+            raise FLMRInputError(
+                "config.json: separate_query_and_context_vision_encoder=true is not supported "
+                "(no published FLMR checkpoint uses it)"
+            )
         if self.use_transformer_mapping_network:
             if not self.use_vision_encoder:
                 raise FLMRInputError("config.json: the mapping network needs use_vision_encoder=true")
             if self.transformer_mapping_config_base not in _MAPPING_BASES:
                 raise FLMRInputError(
                     f"config.json: transformer_mapping_config_base {self.transformer_mapping_config_base!r} "
-                    f"cannot be derived offline; expected one of {', '.join(_MAPPING_BASES)}")
+                    f"cannot be derived offline; expected one of {', '.join(_MAPPING_BASES)}"
+                )
             if not self.transformer_mapping_num_hidden_layers:
                 raise FLMRInputError("config.json: transformer_mapping_num_hidden_layers must be >= 1")
         if (self.dim * self.mapping_network_prefix_length) % 2:

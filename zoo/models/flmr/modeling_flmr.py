@@ -36,12 +36,15 @@ QUERY_TOKENIZER_DIR = "query_tokenizer"
 CONTEXT_TOKENIZER_DIR = "context_tokenizer"
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
 # hub (transformers-4) key prefix -> this module's key prefix; transformers applies it on load and save
-HUB_VISION_PREFIX, MODULE_VISION_PREFIX = "query_vision_encoder.vision_model.vision_model.", "query_vision_encoder.vision_model."
+HUB_VISION_PREFIX, MODULE_VISION_PREFIX = (
+    "query_vision_encoder.vision_model.vision_model.",
+    "query_vision_encoder.vision_model.",
+)
 
 
 def module_to_hub_key(key: str) -> str:
     """The name a module tensor has in the hub's safetensors files."""
-    return HUB_VISION_PREFIX + key[len(MODULE_VISION_PREFIX):] if key.startswith(MODULE_VISION_PREFIX) else key
+    return HUB_VISION_PREFIX + key[len(MODULE_VISION_PREFIX) :] if key.startswith(MODULE_VISION_PREFIX) else key
 
 
 @dataclass
@@ -118,13 +121,18 @@ class FLMRPreTrainedModel(PreTrainedModel):
 class FLMRModelForRetrieval(FLMRPreTrainedModel):
     """Late-interaction retriever; build with `from_pretrained(hub_dir)` (tokenizers load from its subfolders)."""
 
-    def __init__(self, config: FLMRConfig, query_tokenizer: FLMRQueryEncoderTokenizer | None = None,
-                 context_tokenizer: FLMRContextEncoderTokenizer | None = None) -> None:
+    def __init__(
+        self,
+        config: FLMRConfig,
+        query_tokenizer: FLMRQueryEncoderTokenizer | None = None,
+        context_tokenizer: FLMRContextEncoderTokenizer | None = None,
+    ) -> None:
         super().__init__(config)
         attn_implementation = config._attn_implementation or "sdpa"
         if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise FLMRInputError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, "
-                                 f"not {attn_implementation!r}")
+            raise FLMRInputError(
+                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, not {attn_implementation!r}"
+            )
         self.query_tokenizer = query_tokenizer
         self.context_tokenizer = context_tokenizer
         dim, prefix = config.dim, config.mapping_network_prefix_length
@@ -182,8 +190,10 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
 
     def _require_tokenizers(self) -> None:
         if self.query_tokenizer is None or self.context_tokenizer is None:
-            raise FLMRInputError("FLMRModelForRetrieval needs its query and context tokenizers "
-                             "(from_pretrained loads them from query_tokenizer/ and context_tokenizer/)")
+            raise FLMRInputError(
+                "FLMRModelForRetrieval needs its query and context tokenizers "
+                "(from_pretrained loads them from query_tokenizer/ and context_tokenizer/)"
+            )
 
     # --- masks ----------------------------------------------------------------------------------
 
@@ -215,16 +225,27 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
 
     # --- encoders -------------------------------------------------------------------------------
 
-    def query(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-              pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
-              concat_output_from_vision_encoder: bool | None = None,
-              concat_output_from_text_encoder: bool | None = None) -> FLMRQueryEncoderOutput:
+    def query(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        concat_output_from_vision_encoder: bool | None = None,
+        concat_output_from_text_encoder: bool | None = None,
+    ) -> FLMRQueryEncoderOutput:
         """Q = normalise(concat[text tokens, P vision MLP tokens, PreFLMR mapping tokens])."""
         cfg = self.config
-        use_vision = cfg.query_concat_output_from_vision_encoder if concat_output_from_vision_encoder is None \
+        use_vision = (
+            cfg.query_concat_output_from_vision_encoder
+            if concat_output_from_vision_encoder is None
             else concat_output_from_vision_encoder
-        use_text = cfg.query_concat_output_from_text_encoder if concat_output_from_text_encoder is None \
+        )
+        use_text = (
+            cfg.query_concat_output_from_text_encoder
+            if concat_output_from_text_encoder is None
             else concat_output_from_text_encoder
+        )
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         text_hidden = self.query_text_encoder(input_ids, attention_mask)
         text = self.query_text_encoder_linear(text_hidden) * self.query_mask(input_ids).unsqueeze(2).float()
@@ -236,11 +257,17 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         if not parts:
             raise FLMRInputError("query(): nothing to concatenate (both text and vision outputs are off)")
         q = torch.cat(parts, dim=1)
-        return FLMRQueryEncoderOutput(pooler_output=q[:, 0, :],
-                                      late_interaction_output=nn.functional.normalize(q, p=2, dim=2))
+        return FLMRQueryEncoderOutput(
+            pooler_output=q[:, 0, :], late_interaction_output=nn.functional.normalize(q, p=2, dim=2)
+        )
 
-    def _query_vision(self, input_ids: torch.Tensor, text_hidden: torch.Tensor,
-                      pixel_values: torch.Tensor | None, image_features: torch.Tensor | None) -> list[torch.Tensor]:
+    def _query_vision(
+        self,
+        input_ids: torch.Tensor,
+        text_hidden: torch.Tensor,
+        pixel_values: torch.Tensor | None,
+        image_features: torch.Tensor | None,
+    ) -> list[torch.Tensor]:
         cfg = self.config
         vision_out = None
         if pixel_values is not None:
@@ -251,7 +278,8 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
             if pixel_values.dim() == 5:  # several regions of interest per query
                 pixel_values = pixel_values.reshape(-1, *pixel_values.shape[2:])
             vision_out = self.query_vision_encoder(
-                pixel_values, output_hidden_states=cfg.use_transformer_mapping_network)
+                pixel_values, output_hidden_states=cfg.use_transformer_mapping_network
+            )
             cls = vision_out.last_hidden_state[:, 0]  # before post_layernorm, as the authors did
         else:
             batch = image_features.shape[0]
@@ -263,8 +291,9 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
             raise FLMRInputError("PreFLMR's mapping network needs pixel_values, not image_features")
         return [prefix, self._mapping_tokens(input_ids, text_hidden, vision_out.hidden_states[-2][:, 1:])]
 
-    def _mapping_tokens(self, input_ids: torch.Tensor, text_hidden: torch.Tensor,
-                        patches: torch.Tensor) -> torch.Tensor:
+    def _mapping_tokens(
+        self, input_ids: torch.Tensor, text_hidden: torch.Tensor, patches: torch.Tensor
+    ) -> torch.Tensor:
         """Patch tokens cross-attend to the raw text hidden states cut to cross_attention_length."""
         cfg = self.config
         length = cfg.transformer_mapping_cross_attention_length
@@ -275,22 +304,36 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         batch, patches_len = features.shape[:2]
         full_self_mask = torch.zeros(batch, 1, patches_len, patches_len, dtype=features.dtype, device=features.device)
         hidden = self.transformer_mapping_network(
-            features, attention_mask=full_self_mask,
-            encoder_hidden_states=text_hidden[:, :length], encoder_attention_mask=cross_mask,
+            features,
+            attention_mask=full_self_mask,
+            encoder_hidden_states=text_hidden[:, :length],
+            encoder_attention_mask=cross_mask,
         ).last_hidden_state
         return self.transformer_mapping_output_linear(hidden)
 
-    def doc(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-            pixel_values: torch.Tensor | None = None, image_features: torch.Tensor | None = None,
-            concat_output_from_vision_encoder: bool | None = None,
-            concat_output_from_text_encoder: bool | None = None,
-            keep_dims: bool = True, return_mask: bool = True) -> FLMRContextEncoderOutput:
+    def doc(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        concat_output_from_vision_encoder: bool | None = None,
+        concat_output_from_text_encoder: bool | None = None,
+        keep_dims: bool = True,
+        return_mask: bool = True,
+    ) -> FLMRContextEncoderOutput:
         """D = normalise(text tokens * punctuation mask); context_mask is [B, L, 1] bool."""
         cfg = self.config
-        use_vision = cfg.context_concat_output_from_vision_encoder if concat_output_from_vision_encoder is None \
+        use_vision = (
+            cfg.context_concat_output_from_vision_encoder
+            if concat_output_from_vision_encoder is None
             else concat_output_from_vision_encoder
-        use_text = cfg.context_concat_output_from_text_encoder if concat_output_from_text_encoder is None \
+        )
+        use_text = (
+            cfg.context_concat_output_from_text_encoder
+            if concat_output_from_text_encoder is None
             else concat_output_from_text_encoder
+        )
         parts: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
         if use_vision:  # vision first: the authors' index reads the leading unmasked rows
@@ -315,11 +358,12 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         out: torch.Tensor | list[torch.Tensor] = d
         if not keep_dims:
             out = [row[m.squeeze(-1)] for row, m in zip(d, mask, strict=True)]
-        return FLMRContextEncoderOutput(pooler_output=d[:, 0, :], late_interaction_output=out,
-                                        context_mask=mask if return_mask else None)
+        return FLMRContextEncoderOutput(
+            pooler_output=d[:, 0, :], late_interaction_output=out, context_mask=mask if return_mask else None
+        )
 
     @staticmethod
-    def score(Q: torch.Tensor, D_padded: torch.Tensor, D_mask: torch.Tensor) -> torch.Tensor:  # noqa: N803
+    def score(Q: torch.Tensor, D_padded: torch.Tensor, D_mask: torch.Tensor) -> torch.Tensor:
         """ColBERT late interaction: Q [1|N, Lq, d] vs aligned D [N, Ld, d] -> [N].
 
         For each query row the max over unmasked document rows, summed over query rows.
@@ -331,29 +375,37 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         sim = sim.masked_fill(padding.unsqueeze(-1), -9999)
         return sim.max(1).values.sum(-1)
 
-    def score_matrix(self, Q: torch.Tensor, D_padded: torch.Tensor, D_mask: torch.Tensor) -> torch.Tensor:  # noqa: N803
+    def score_matrix(self, Q: torch.Tensor, D_padded: torch.Tensor, D_mask: torch.Tensor) -> torch.Tensor:
         """Every query against every document: [Bq, Bd]."""
-        return torch.stack([self.score(Q[i:i + 1], D_padded, D_mask) for i in range(Q.shape[0])])
+        return torch.stack([self.score(Q[i : i + 1], D_padded, D_mask) for i in range(Q.shape[0])])
 
     # --- batched helpers ------------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode_queries(self, texts: Sequence[str], pixel_values: torch.Tensor | None = None,
-                       batch_size: int = 32) -> FLMRQueryEncoderOutput:
+    def encode_queries(
+        self, texts: Sequence[str], pixel_values: torch.Tensor | None = None, batch_size: int = 32
+    ) -> FLMRQueryEncoderOutput:
         """Tokenize (padded to query_maxlen) and encode queries with their images, in batches."""
         self._require_tokenizers()
         if pixel_values is not None and len(pixel_values) != len(texts):
             raise FLMRInputError(f"{len(texts)} query texts but {len(pixel_values)} images")
         outs = []
         for start in range(0, len(texts), batch_size):
-            enc = self.query_tokenizer(list(texts[start:start + batch_size]))
-            pix = None if pixel_values is None else pixel_values[start:start + batch_size]
+            enc = self.query_tokenizer(list(texts[start : start + batch_size]))
+            pix = None if pixel_values is None else pixel_values[start : start + batch_size]
             text_only = False if pix is None else None  # None: the config decides
-            outs.append(self.query(enc["input_ids"], enc["attention_mask"], pixel_values=pix,
-                                   concat_output_from_vision_encoder=text_only))
+            outs.append(
+                self.query(
+                    enc["input_ids"],
+                    enc["attention_mask"],
+                    pixel_values=pix,
+                    concat_output_from_vision_encoder=text_only,
+                )
+            )
         return FLMRQueryEncoderOutput(
             pooler_output=torch.cat([o.pooler_output for o in outs]),
-            late_interaction_output=torch.cat([o.late_interaction_output for o in outs]))
+            late_interaction_output=torch.cat([o.late_interaction_output for o in outs]),
+        )
 
     @torch.no_grad()
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32) -> FLMRContextEncoderOutput:
@@ -361,12 +413,13 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         self._require_tokenizers()
         outs = []
         for start in range(0, len(texts), batch_size):
-            enc = self.context_tokenizer(list(texts[start:start + batch_size]))
+            enc = self.context_tokenizer(list(texts[start : start + batch_size]))
             outs.append(self.doc(enc["input_ids"], enc["attention_mask"]))
         return FLMRContextEncoderOutput(
             pooler_output=torch.cat([o.pooler_output for o in outs]),
             late_interaction_output=torch.cat([o.late_interaction_output for o in outs]),
-            context_mask=torch.cat([o.context_mask for o in outs]))
+            context_mask=torch.cat([o.context_mask for o in outs]),
+        )
 
     # --- hub layout I/O -------------------------------------------------------------------------
 
@@ -378,10 +431,14 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         return {module_to_hub_key(k): tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *model_args: Any,
-                        query_tokenizer: FLMRQueryEncoderTokenizer | None = None,
-                        context_tokenizer: FLMRContextEncoderTokenizer | None = None,
-                        **kwargs: Any) -> FLMRModelForRetrieval:
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *model_args: Any,
+        query_tokenizer: FLMRQueryEncoderTokenizer | None = None,
+        context_tokenizer: FLMRContextEncoderTokenizer | None = None,
+        **kwargs: Any,
+    ) -> FLMRModelForRetrieval:
         """Load a hub-layout directory or repo; the tokenizers come from its two subfolders unless given.
 
         Strict: a missing, unexpected or misshapen tensor is an FLMRInputError, never a
@@ -390,21 +447,35 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
         if query_tokenizer is None:
             query_tokenizer = FLMRQueryEncoderTokenizer.from_pretrained(
-                pretrained_model_name_or_path, subfolder=QUERY_TOKENIZER_DIR, **hub)
+                pretrained_model_name_or_path, subfolder=QUERY_TOKENIZER_DIR, **hub
+            )
         if context_tokenizer is None:
             context_tokenizer = FLMRContextEncoderTokenizer.from_pretrained(
-                pretrained_model_name_or_path, subfolder=CONTEXT_TOKENIZER_DIR, **hub)
+                pretrained_model_name_or_path, subfolder=CONTEXT_TOKENIZER_DIR, **hub
+            )
         want_info = kwargs.pop("output_loading_info", False)
         kwargs.setdefault("ignore_mismatched_sizes", True)  # reported in the loading info, refused below
         model, info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, query_tokenizer=query_tokenizer,
-            context_tokenizer=context_tokenizer, output_loading_info=True, **kwargs)
-        problems = [f"{what}: {', '.join(sorted(map(str, keys))[:8])}" for what, keys in
-                    (("missing tensors", info.get("missing_keys")), ("unexpected tensors", info.get("unexpected_keys")),
-                     ("misshapen tensors", info.get("mismatched_keys"))) if keys]
+            pretrained_model_name_or_path,
+            *model_args,
+            query_tokenizer=query_tokenizer,
+            context_tokenizer=context_tokenizer,
+            output_loading_info=True,
+            **kwargs,
+        )
+        problems = [
+            f"{what}: {', '.join(sorted(map(str, keys))[:8])}"
+            for what, keys in (
+                ("missing tensors", info.get("missing_keys")),
+                ("unexpected tensors", info.get("unexpected_keys")),
+                ("misshapen tensors", info.get("mismatched_keys")),
+            )
+            if keys
+        ]
         if problems:
-            raise FLMRInputError(f"{pretrained_model_name_or_path}: weights do not fit config.json: "
-                                 + "; ".join(problems))
+            raise FLMRInputError(
+                f"{pretrained_model_name_or_path}: weights do not fit config.json: " + "; ".join(problems)
+            )
         return (model, info) if want_info else model
 
     def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:

@@ -11,6 +11,7 @@ Usage: ``FLMRQueryEncoderTokenizer.from_pretrained(model_dir / "query_tokenizer"
 ``FLMRQueryEncoderTokenizer.from_pretrained(model_dir, subfolder="query_tokenizer")``, or through
 ``AutoTokenizer.from_pretrained(model_dir, subfolder="query_tokenizer", trust_remote_code=True)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,13 @@ class _FLMRTokenizerBase(BertTokenizer):
     _marker = ""
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], *args: Any, subfolder: str | None = None,  # type: ignore[override]
-                        **overrides: Any):
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        *args: Any,
+        subfolder: str | None = None,  # type: ignore[override]
+        **overrides: Any,
+    ):
         """Build from a hub tokenizer folder (vocab.txt + tokenizer_config.json + special_tokens_map.json)."""
         hub = {k: overrides.pop(k) for k in _HUB_KWARGS if k in overrides}
         for key in ("trust_remote_code", "_from_auto", "_from_pipeline", "_commit_hash", "use_fast"):
@@ -68,8 +74,9 @@ class _FLMRTokenizerBase(BertTokenizer):
         where = f"{path}/{subfolder}" if subfolder else str(path)
 
         def fetch(name: str) -> str | None:
-            return cached_file(path, name, subfolder=subfolder or "", _raise_exceptions_for_missing_entries=False,
-                               **hub)
+            return cached_file(
+                path, name, subfolder=subfolder or "", _raise_exceptions_for_missing_entries=False, **hub
+            )
 
         vocab_file = fetch(VOCAB_NAME)
         if vocab_file is None:
@@ -95,8 +102,9 @@ class _FLMRTokenizerBase(BertTokenizer):
         tok._hub_files = (config, special_map, lines)
         return tok
 
-    def _add_hub_tokens(self, folder: str, vocab: dict[str, int], config: dict[str, Any],
-                        special_map: dict[str, Any]) -> None:
+    def _add_hub_tokens(
+        self, folder: str, vocab: dict[str, int], config: dict[str, Any], special_map: dict[str, Any]
+    ) -> None:
         """Append added tokens at their recorded ids, then prove every id round-trips."""
         decoder = {int(i): tok for i, tok in (config.get("added_tokens_decoder") or {}).items()}
         for index in sorted(decoder):
@@ -104,17 +112,29 @@ class _FLMRTokenizerBase(BertTokenizer):
             content = _content(entry)
             if index < len(vocab):
                 if vocab.get(content) != index:
-                    raise FLMRInputError(f"{folder}: added token {content!r} has id {index} but vocab.txt says "
-                                      f"{vocab.get(content)}")
+                    raise FLMRInputError(
+                        f"{folder}: added token {content!r} has id {index} but vocab.txt says {vocab.get(content)}"
+                    )
                 continue
             opts = entry if isinstance(entry, dict) else {}
-            self.add_tokens([AddedToken(
-                content, single_word=opts.get("single_word", False), lstrip=opts.get("lstrip", False),
-                rstrip=opts.get("rstrip", False), normalized=opts.get("normalized", False),
-                special=opts.get("special", True))], special_tokens=opts.get("special", True))
+            self.add_tokens(
+                [
+                    AddedToken(
+                        content,
+                        single_word=opts.get("single_word", False),
+                        lstrip=opts.get("lstrip", False),
+                        rstrip=opts.get("rstrip", False),
+                        normalized=opts.get("normalized", False),
+                        special=opts.get("special", True),
+                    )
+                ],
+                special_tokens=opts.get("special", True),
+            )
             if self.convert_tokens_to_ids(content) != index:
-                raise FLMRInputError(f"{folder}: added token {content!r} landed on id "
-                                  f"{self.convert_tokens_to_ids(content)}, expected {index}")
+                raise FLMRInputError(
+                    f"{folder}: added token {content!r} landed on id "
+                    f"{self.convert_tokens_to_ids(content)}, expected {index}"
+                )
         extra = config.get("additional_special_tokens") or special_map.get("additional_special_tokens") or []
         missing = [_content(t) for t in extra if _content(t) not in self.get_vocab()]
         if missing:
@@ -151,13 +171,24 @@ class FLMRQueryEncoderTokenizer(_FLMRTokenizerBase):
         self.attend_to_mask_tokens = attend_to_mask_tokens
         self.Q_marker_token, self.Q_marker_token_id = "[Q]", self.convert_tokens_to_ids(Q_MARKER)
 
-    def __call__(self, text: str | list[str], padding: str | bool = "max_length", truncation: bool | str = True,
-                 max_length: int | None = None, return_tensors: str | None = "pt",
-                 **kwargs: Any) -> dict[str, torch.Tensor]:
+    def __call__(
+        self,
+        text: str | list[str],
+        padding: str | bool = "max_length",
+        truncation: bool | str = True,
+        max_length: int | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> dict[str, torch.Tensor]:
         texts = [text] if isinstance(text, str) else list(text)
         encoding = super().__call__(
-            [". " + t for t in texts], padding=padding, truncation=truncation,
-            max_length=max_length or self.query_maxlen, return_tensors=return_tensors, **kwargs)
+            [". " + t for t in texts],
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length or self.query_maxlen,
+            return_tensors=return_tensors,
+            **kwargs,
+        )
         ids, mask = encoding["input_ids"], encoding["attention_mask"]
         ids[:, 1] = self.Q_marker_token_id
         ids[ids == self.pad_token_id] = self.mask_token_id
@@ -177,12 +208,23 @@ class FLMRContextEncoderTokenizer(_FLMRTokenizerBase):
         self.doc_maxlen = doc_maxlen
         self.D_marker_token, self.D_marker_token_id = "[D]", self.convert_tokens_to_ids(D_MARKER)
 
-    def __call__(self, text: str | list[str], padding: str | bool = "max_length",
-                 truncation: bool | str = "longest_first", max_length: int = 512,
-                 return_tensors: str | None = "pt", **kwargs: Any) -> BatchEncoding:
+    def __call__(
+        self,
+        text: str | list[str],
+        padding: str | bool = "max_length",
+        truncation: bool | str = "longest_first",
+        max_length: int = 512,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> BatchEncoding:
         texts = [text] if isinstance(text, str) else list(text)
         encoding = super().__call__(
-            [". " + t for t in texts], padding=padding, truncation=truncation,
-            max_length=min(max_length, self.doc_maxlen), return_tensors=return_tensors, **kwargs)
+            [". " + t for t in texts],
+            padding=padding,
+            truncation=truncation,
+            max_length=min(max_length, self.doc_maxlen),
+            return_tensors=return_tensors,
+            **kwargs,
+        )
         encoding["input_ids"][:, 1] = self.D_marker_token_id
         return encoding

@@ -9,13 +9,13 @@ loads both; `read_spec` reads either without it, so verify's reference can rebui
 from the files alone. Nothing here touches the network; loading the model itself is
 sentence-transformers' job (zoo.families.splade.load_sparse_encoder).
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
 
 V5_PREFIX = "sentence_transformers.sparse_encoder.models."
 TRANSFORMER_TYPES = (
@@ -79,14 +79,18 @@ def read_spec(path: str | Path) -> SpladeSpec:
         raise SpladeFormatError(f"{root / 'modules.json'}: expected a list of modules with a 'type'")
     types = [m["type"] for m in modules]
     if len(modules) != 2 or types[0] not in TRANSFORMER_TYPES or types[1] not in POOLING_TYPES:
-        raise SpladeFormatError(f"{root}: modules {types} are not a SPLADE encoder (an MLM transformer followed by "
-                          "SpladePooling); other sparse architectures are not supported")
+        raise SpladeFormatError(
+            f"{root}: modules {types} are not a SPLADE encoder (an MLM transformer followed by "
+            "SpladePooling); other sparse architectures are not supported"
+        )
     transformer_dir = root / modules[0].get("path", "")
     pooling_dir = root / modules[1].get("path", "")
     st_module = _json(transformer_dir / "sentence_bert_config.json", required=False) or {}
     if types[0].endswith(".Transformer") and st_module.get("transformer_task") != "fill-mask":
-        raise SpladeFormatError(f"{transformer_dir}: a Transformer module needs transformer_task 'fill-mask' for SPLADE, "
-                          f"got {st_module.get('transformer_task')!r}")
+        raise SpladeFormatError(
+            f"{transformer_dir}: a Transformer module needs transformer_task 'fill-mask' for SPLADE, "
+            f"got {st_module.get('transformer_task')!r}"
+        )
     pooling = _json(pooling_dir / "config.json")
     model = _json(root / "config_sentence_transformers.json", required=False) or {}
     spec = SpladeSpec(
@@ -103,8 +107,10 @@ def read_spec(path: str | Path) -> SpladeSpec:
         max_active_dims=model.get("max_active_dims"),
     )
     if spec.pooling_strategy not in POOLING_STRATEGIES or spec.activation not in ACTIVATIONS:
-        raise SpladeFormatError(f"{pooling_dir / 'config.json'}: unsupported pooling {spec.pooling_strategy!r} / "
-                          f"activation {spec.activation!r}")
+        raise SpladeFormatError(
+            f"{pooling_dir / 'config.json'}: unsupported pooling {spec.pooling_strategy!r} / "
+            f"activation {spec.activation!r}"
+        )
     return spec
 
 

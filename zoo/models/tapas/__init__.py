@@ -1,4 +1,5 @@
 """TAPAS dense table retriever and NQ reader (google-research/tapas) on transformers 5."""
+
 from .configuration_tapas import TapasDualEncoderConfig, TapasInputError, TapasReaderConfig
 from .modeling_tapas import (
     TOKEN_TYPES,

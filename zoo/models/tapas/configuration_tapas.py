@@ -3,6 +3,7 @@
 Both extend transformers' TapasConfig; `type_vocab_sizes` holds the checkpoint's list of seven
 token-type table sizes (bert_config.json's `type_vocab_size`).
 """
+
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
@@ -37,5 +38,3 @@ class TapasReaderConfig(TapasConfig):
     hidden_act: str = "gelu_new"
     tie_word_embeddings: bool = False
     max_span_length: int = 10  # spans (start, start + k) for k < max_span_length
-
-

@@ -15,13 +15,13 @@ Text-level helpers (strings and pandas tables in, id tensors out) live in tokeni
 This package imports only torch, transformers and the standard library, so its files ship
 unchanged as remote code beside a converted model.
 """
+
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import torch
@@ -48,8 +48,13 @@ __all__ = [
 
 # Order of the 7 token-type id channels ([B, L, 7]) and of token_type_embeddings_0..6.
 TOKEN_TYPES = (
-    "segment_ids", "column_ids", "row_ids", "prev_label_ids",
-    "column_ranks", "inv_column_ranks", "numeric_relations",
+    "segment_ids",
+    "column_ids",
+    "row_ids",
+    "prev_label_ids",
+    "column_ranks",
+    "inv_column_ranks",
+    "numeric_relations",
 )
 COLUMN, ROW = 1, 2
 MASK_ADDER = -10000.0  # TF's additive attention mask and its value for invalid spans
@@ -262,7 +267,7 @@ class TapasReader(_TapasPreTrained):
         encoded = _run(self.bert, input_ids, attention_mask, token_type_ids)
         sequence, pooled = encoded.last_hidden_state, encoded.pooler_output
 
-        token_logits = (torch.einsum("bsj,j->bs", sequence, self.output_weights) + self.output_bias)
+        token_logits = torch.einsum("bsj,j->bs", sequence, self.output_weights) + self.output_bias
         token_logits = token_logits / self.config.temperature
         probabilities = torch.sigmoid(token_logits) * attention_mask.to(sequence.dtype)
 
@@ -292,15 +297,17 @@ class TapasReader(_TapasPreTrained):
         answers = []
         for b, best in enumerate(out.span_logits.argmax(dim=-1).tolist()):
             start, end = out.span_indexes[best].tolist()
-            answers.append(ReaderAnswer(
-                relevance=float(out.logits_cls[b]),
-                start=start,
-                end=end,
-                span_logit=float(out.span_logits[b, best]),
-                column=int(token_type_ids[b, start, COLUMN]) - 1,
-                row=int(token_type_ids[b, start, ROW]) - 1,
-                text=None if text is None else text.decode(input_ids[b, start:end + 1].tolist()),
-            ))
+            answers.append(
+                ReaderAnswer(
+                    relevance=float(out.logits_cls[b]),
+                    start=start,
+                    end=end,
+                    span_logit=float(out.span_logits[b, best]),
+                    column=int(token_type_ids[b, start, COLUMN]) - 1,
+                    row=int(token_type_ids[b, start, ROW]) - 1,
+                    text=None if text is None else text.decode(input_ids[b, start : end + 1].tolist()),
+                )
+            )
         return answers
 
     def answer(self, question: str, table, text: TapasTextEncoder, title: str | None = None) -> ReaderAnswer:

@@ -19,6 +19,7 @@ difference is stated here:
   the original emits `[EMPTY]`; blank cells and headers are passed as "n/a", which both
   tokenizers turn into `[EMPTY]`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -69,15 +70,15 @@ class TapasTextEncoder:
         """Retriever table inputs: `[CLS] title [SEP] table`, token_type_ids [B, L, 7]."""
         if len(tables) != len(titles):
             raise TapasInputError(f"{len(tables)} tables but {len(titles)} titles")
-        return self._batch([self._encode(table, title) for table, title in zip(tables, titles)])
+        return self._batch([self._encode(table, title) for table, title in zip(tables, titles, strict=False)])
 
     def reader_inputs(
         self, questions: Sequence[str], tables: Sequence, titles: Sequence[str | None]
     ) -> dict[str, torch.Tensor]:
         """Reader inputs: `[CLS] question [SEP] title [SEP] table` (no title: one [SEP] fewer)."""
         sep = self.tokenizer.sep_token
-        texts = [q if not title else f"{q} {sep} {title}" for q, title in zip(questions, titles)]
-        return self._batch([self._encode(table, text) for table, text in zip(tables, texts)])
+        texts = [q if not title else f"{q} {sep} {title}" for q, title in zip(questions, titles, strict=False)]
+        return self._batch([self._encode(table, text) for table, text in zip(tables, texts, strict=False)])
 
     def decode(self, ids: Sequence[int]) -> str:
         """Word pieces back to text (`##` continuations joined)."""
