@@ -93,7 +93,7 @@ class LegacyReader:
         return np.ascontiguousarray(t.cpu().numpy())
 
 
-def open_source(src: Path, options: dict[str, Any]) -> SourceReader:
+def open_source(src: Path, options: dict[str, Any]) -> LegacyReader:
     """Read the .ckpt without running code from it, and the `vision` CLIP directory if given."""
     src = Path(src)
     if not src.is_file():
@@ -161,7 +161,7 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
     notes = [f"{len(files)} safetensors file(s) in the hub layout; {len(the_plan.skipped)} non-weight tensors skipped"]
     if vision_dir is not None:
         notes.append(f"vision tower from {vision_dir} (the legacy checkpoint has none)")
-    if getattr(reader, "placeholders", ()):
+    if reader.placeholders:
         notes.append("checkpoint objects not reconstructed (restricted unpickler): " + ", ".join(reader.placeholders))
     return ConversionResult(
         plan=the_plan,

@@ -76,10 +76,10 @@ def plan(names: Iterable[str], rules: Sequence[Rule], skip: Sequence[str] = ()) 
     if unmatched:
         raise MappingError(f"{len(unmatched)} source tensor(s) match no rule: {_few(unmatched)}")
     seen: dict[str, str] = {}
-    for m in mapped:
-        if m.target in seen:
-            raise MappingError(f"source tensors {seen[m.target]!r} and {m.source!r} both map to {m.target!r}")
-        seen[m.target] = m.source
+    for row in mapped:
+        if row.target in seen:
+            raise MappingError(f"source tensors {seen[row.target]!r} and {row.source!r} both map to {row.target!r}")
+        seen[row.target] = row.source
     return Plan(tuple(mapped), tuple(skipped))
 
 

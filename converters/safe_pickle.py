@@ -127,6 +127,9 @@ class Placeholder:
 
     __slots__ = ("args", "items", "state")
     global_name = "?"
+    args: tuple[Any, ...]
+    items: dict[Any, Any]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Placeholder:  # NEWOBJ calls __new__ only
         obj = super().__new__(cls)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ def expected_shapes(model_cls, config) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
-def _prefetched(specs: list[TensorSpec], make) -> Iterator[tuple[str, np.ndarray]]:
+def _prefetched(specs: list[TensorSpec], make) -> Generator[tuple[str, np.ndarray], None, None]:
     """Yield (name, make(spec)) in order, computed up to PREFETCH ahead on a worker thread."""
     slots: queue.Queue = queue.Queue(maxsize=PREFETCH)
     stop = threading.Event()

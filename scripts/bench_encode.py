@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,7 @@ def tapas_case(size: str, items: int, batch_size: int, folder: Path):
     from zoo.models.tapas import TapasDualEncoder, TapasDualEncoderConfig
 
     vocab = make.vocab(make.CheckpointSpec())
-    dims = SMALL_BERT if size == "small" else TINY_BERT
+    dims: dict[str, Any] = SMALL_BERT if size == "small" else TINY_BERT
     config = TapasDualEncoderConfig(
         vocab_size=len(vocab),
         type_vocab_sizes=list(make.TOKEN_TYPE_SIZES),

@@ -232,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, head: bool) -> None:
         path = urlsplit(self.path).path
-        record = {
+        record: dict[str, Any] = {
             "method": self.command,
             "path": path,
             "range": self.headers.get("Range"),

@@ -219,9 +219,8 @@ def bench(
             raise InputError("merge_from (--merge-from) needs work (--work): the directory the shards are merged into")
         benchmarks.merge([Path(p) for p in merge_from], Path(options["work"]))
     try:
-        settings = benchmarks.BenchOptions(
-            **{k: Path(v) if k in _PATH_OPTIONS and v is not None else v for k, v in options.items()}
-        )
+        fields: dict[str, Any] = {k: Path(v) if k in _PATH_OPTIONS and v is not None else v for k, v in options.items()}
+        settings = benchmarks.BenchOptions(**fields)
     except TypeError as exc:
         raise InputError(f"bench: {exc}") from None
     return benchmarks.run(str(model_or_dir), Path(data), settings, judge_as=judge_as)

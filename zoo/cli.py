@@ -44,7 +44,7 @@ def _state_text(state: dict[str, bool], empty: str = "-") -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": e.id,
             "family": e.family,

@@ -93,7 +93,7 @@ def judge_one(entry: Entry, benchmark: str, metric: str, measured: float) -> Jud
     problems = []
     if off_ref > tol + 1e-9:
         problems.append(f"{off_ref:.2f} from the {ref.set} number {ref.value} (tolerance {tol:g})")
-    if delta is not None:
+    if delta is not None and paper is not None:
         off_paper = abs(measured - paper)
         if off_paper > delta + tol + 1e-9:
             problems.append(f"{off_paper:.2f} from the paper number {paper} (documented drift {delta:.2f} + {tol:g})")

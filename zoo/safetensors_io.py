@@ -100,7 +100,7 @@ def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> N
             array = np.asarray(produce(spec), dtype=spec.dtype, order="C")  # keeps 0-d (ascontiguousarray makes 1-d)
             if tuple(array.shape) != tuple(spec.shape):
                 raise ValueError(f"{spec.name}: produced shape {array.shape}, planned {spec.shape}")
-            fh.write(memoryview(array.reshape(-1)).cast("B"))
+            fh.write(array.reshape(-1).view(np.uint8).data)
             del array
             if on_tensor is not None:
                 on_tensor(spec)

@@ -12,8 +12,10 @@ passage: attention masks padding out, so only float rounding differs from paddin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +75,10 @@ def _documents(model, texts: Sequence[str], batch_size: int, device) -> Arrays:
     return {"embeddings": np.concatenate(tokens), "lengths": np.asarray(lengths, dtype=np.int64)}
 
 
+def _document_range(model: Any, texts: Sequence[str], batch_size: int, device: Any, items: range) -> Arrays:
+    return _documents(model, texts[items.start : items.stop], batch_size, device)
+
+
 def _queries(
     model, queries: Sequence[m2kr.M2KRQuery], processor, images_root: Path, batch_size: int, device
 ) -> np.ndarray:
@@ -92,7 +98,7 @@ def _queries(
 def run(path: Path, data: Path, context: BenchContext) -> Outcome:
     from zoo.models.flmr import FLMRModelForRetrieval
 
-    model = FLMRModelForRetrieval.from_pretrained(path).to(context.device).eval()
+    model = FLMRModelForRetrieval.from_pretrained(path, device_map=context.device).eval()
     processor = image_processor(path, int(model.config.vision_config.image_size))
     images_root = Path(context.options.images or data)
     batch = context.options.batch_size
@@ -103,7 +109,7 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
         dataset = m2kr.load(data, name, context.options.split)
         ids, texts = dataset.passage_ids, dataset.passage_texts
         store = context.store(f"m2kr-{name}", len(ids), ids, texts)
-        context.fill(store, lambda r, t=texts: _documents(model, t[r.start : r.stop], batch, context.device))
+        context.fill(store, functools.partial(_document_range, model, texts, batch, context.device))
         if not context.searching:
             continue
         queries = _queries(model, dataset.queries, processor, images_root, batch, context.device)

@@ -93,8 +93,8 @@ def load(path: Path, name: str, split: str) -> M2KRSet:
                 instruction=str(require(row, "instruction", where)),
                 question=str(require(row, "question", where)),
                 img_path=None if _missing(img) else str(img),
-                pos_item_ids=tuple(map(str, [pos] if isinstance(pos, str) else pos)),
-                answers=None if _missing(answers) else tuple(map(str, answers)),
+                pos_item_ids=tuple(str(p) for p in ([pos] if isinstance(pos, str) else pos or ())),
+                answers=None if answers is None or _missing(answers) else tuple(map(str, answers)),
             )
         )
     passage_ids, passage_texts = [], []

@@ -126,7 +126,14 @@ def _blocks(lengths: np.ndarray, max_tokens: int) -> list[tuple[int, int]]:
     return blocks
 
 
-Scorer = Callable[[Arrays], np.ndarray]
+class Scorer(Protocol):
+    """Queries held on the device: one chunk in, [Q, n] scores out."""
+
+    def __len__(self) -> int: ...
+
+    def __call__(self, arrays: Arrays) -> np.ndarray: ...
+
+
 SCORERS: dict[str, Callable[..., Scorer]] = {"dense": DenseScorer, "sparse": SparseScorer, "multi": MaxSimScorer}
 
 

@@ -10,9 +10,11 @@ per-dataset numbers, reported when all its datasets are in the data.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +74,10 @@ def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> Arrays:
     return _sparse(encode(list(texts), batch_size=batch_size, convert_to_sparse_tensor=True, show_progress_bar=False))
 
 
+def _encode_range(model: Any, texts: Sequence[str], batch_size: int, items: range) -> Arrays:
+    return _encode(model, texts[items.start : items.stop], "document", batch_size)
+
+
 def run(path: Path, data: Path, context: BenchContext) -> Outcome:
     from zoo.families.splade import load_sparse_encoder
 
@@ -81,7 +87,7 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
         dataset = beir.load(folder, context.options.split)
         name = nanobeir_name(folder.name)
         store = context.store(folder.name, len(dataset.doc_ids), dataset.doc_ids, dataset.doc_texts)
-        context.fill(store, lambda r, d=dataset: _encode(model, d.doc_texts[r.start : r.stop], "document", batch))
+        context.fill(store, functools.partial(_encode_range, model, dataset.doc_texts, batch))
         if not context.searching:
             continue
         queries = _encode(model, dataset.query_texts, "query", batch)

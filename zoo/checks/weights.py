@@ -7,6 +7,7 @@ dropped one fails here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..safetensors_io import read_tensor_names
 from .report import Check
 
 
-def weights(model_dir: Path, manifest: dict[str, Any]) -> Check:
+def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     from converters import load_format
 
     fmt = manifest.get("format")

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx2
 from huggingface_hub import HfApi, snapshot_download
@@ -107,6 +107,7 @@ def cached(entry: Entry) -> Path | None:
 
 def files_check(entry_or_receipt: Entry | Mapping[str, Any]) -> list[str]:
     """Problems of a pulled repo's snapshot against its receipt (missing, changed, extra); empty if intact."""
+    receipt: Mapping[str, Any] | None
     if isinstance(entry_or_receipt, Entry):
         entry = entry_or_receipt
         receipt = cache.read_receipt(entry.id)
@@ -192,7 +193,7 @@ def _verify_download(
         raise DownloadError(f"{repo}@{commit[:12]}: download incomplete, missing {', '.join(missing)}")
     for rel, rf in sorted(remote.items()):
         sha256, git_sha1, size = _hash(snapshot / rel, git=rf.lfs_sha256 is None)
-        actual = sha256 if rf.lfs_sha256 else git_sha1
+        actual = sha256 if rf.lfs_sha256 else (git_sha1 or "")
         if actual != rf.oid or size != rf.size:
             bad.append((rf, actual, size))
         files[rel] = {"sha256": sha256, "size": size, "oid": rf.oid, "lfs": rf.lfs_sha256 is not None}
@@ -258,7 +259,7 @@ def _pull_offline(entry: Entry, repo: str, revision: str) -> Path:
 # --- helpers -----------------------------------------------------------------------
 
 
-class _QuietTqdm(tqdm):  # type: ignore[misc]
+class _QuietTqdm(tqdm):
     """Progress bars that never draw: no global huggingface_hub switch is flipped for a quiet pull."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -272,7 +273,7 @@ def _repo_revision(entry: Entry) -> tuple[str, str]:
     return entry.source.repo, entry.source.revision or DEFAULT_REVISION
 
 
-def _receipt_matches(receipt: Mapping[str, Any] | None, repo: str, revision: str) -> bool:
+def _receipt_matches(receipt: Mapping[str, Any] | None, repo: str, revision: str) -> TypeGuard[Mapping[str, Any]]:
     if not receipt or receipt.get("kind") != "hf" or receipt.get("repo") != repo:
         return False
     return receipt.get("revision") == revision or receipt.get("commit") == revision

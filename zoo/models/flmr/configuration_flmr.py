@@ -73,7 +73,7 @@ class FLMRTextConfig(PreTrainedConfig):
             initializer_range=self.initializer_range,
             layer_norm_eps=self.layer_norm_eps,
             pad_token_id=self.pad_token_id,
-            attn_implementation=attn_implementation,
+            attn_implementation=attn_implementation,  # type: ignore[call-arg]  # a PreTrainedConfig kwarg
         )
 
 
@@ -112,7 +112,7 @@ class FLMRVisionConfig(PreTrainedConfig):
             attention_dropout=self.attention_dropout,
             initializer_range=self.initializer_range,
             initializer_factor=self.initializer_factor,
-            attn_implementation=attn_implementation,
+            attn_implementation=attn_implementation,  # type: ignore[call-arg]  # a PreTrainedConfig kwarg
         )
 
     @property

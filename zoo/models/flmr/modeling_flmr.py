@@ -19,7 +19,7 @@ import os
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -107,7 +107,7 @@ def non_causal_mapping_encoder(config: FLMRConfig, attn_implementation: str) -> 
     """
     encoder = BertEncoder(config.mapping_bert_config(attn_implementation))
     for layer in encoder.layer:
-        layer.attention.self.is_causal = False
+        cast(Any, layer).attention.self.is_causal = False
     return encoder
 
 
@@ -141,8 +141,8 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         self.query_text_encoder = FLMRTextModel(config, attn_implementation)
         self.query_text_encoder_linear = nn.Linear(text_h, dim, bias=False)
         if config.separate_query_and_context_text_encoder:  # registered; the properties below read them
-            self.context_text_encoder = FLMRTextModel(config, attn_implementation)
-            self.context_text_encoder_linear = nn.Linear(text_h, dim, bias=False)
+            self.add_module("context_text_encoder", FLMRTextModel(config, attn_implementation))
+            self.add_module("context_text_encoder_linear", nn.Linear(text_h, dim, bias=False))
         self.query_vision_projection = FLMRMultiLayerPerceptron((vision_h, dim * prefix // 2, dim * prefix))
         if config.use_vision_encoder:
             self.query_vision_encoder = FLMRVisionModel(config, attn_implementation)
@@ -159,12 +159,12 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
     @property
     def context_text_encoder(self) -> FLMRTextModel:
         separate = self._modules.get("context_text_encoder")
-        return self.query_text_encoder if separate is None else separate
+        return self.query_text_encoder if separate is None else cast(FLMRTextModel, separate)
 
     @property
     def context_text_encoder_linear(self) -> nn.Linear:
         separate = self._modules.get("context_text_encoder_linear")
-        return self.query_text_encoder_linear if separate is None else separate
+        return self.query_text_encoder_linear if separate is None else cast(nn.Linear, separate)
 
     @property
     def context_vision_encoder(self) -> FLMRVisionModel:
@@ -188,12 +188,13 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
             return None
         return tokenizer.encode(token, add_special_tokens=False)[0]
 
-    def _require_tokenizers(self) -> None:
+    def _require_tokenizers(self) -> tuple[FLMRQueryEncoderTokenizer, FLMRContextEncoderTokenizer]:
         if self.query_tokenizer is None or self.context_tokenizer is None:
             raise FLMRInputError(
                 "FLMRModelForRetrieval needs its query and context tokenizers "
                 "(from_pretrained loads them from query_tokenizer/ and context_tokenizer/)"
             )
+        return self.query_tokenizer, self.context_tokenizer
 
     # --- masks ----------------------------------------------------------------------------------
 
@@ -209,7 +210,9 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         if self.config.mask_instruction_token is None:
             return keep
         self._require_tokenizers()
-        sep = torch.argmax((input_ids == self.instruction_token_id).int(), dim=1)
+        if self.instruction_token_id is None:
+            raise FLMRInputError("the instruction token id is unknown: build the model with its query tokenizer")
+        sep = torch.argmax(torch.eq(input_ids, self.instruction_token_id).int(), dim=1)
         for row in torch.nonzero(sep < 1).flatten().tolist():
             logger.error("can not find the separator in the input_ids: %s", input_ids[row].tolist())
         sep = sep.clamp(min=1)
@@ -281,9 +284,11 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
                 pixel_values, output_hidden_states=cfg.use_transformer_mapping_network
             )
             cls = vision_out.last_hidden_state[:, 0]  # before post_layernorm, as the authors did
-        else:
+        elif image_features is not None:
             batch = image_features.shape[0]
             cls = image_features.to(self.device)
+        else:
+            raise FLMRInputError("query(): vision output requested but no pixel_values / image_features given")
         prefix = self.query_vision_projection(cls).view(batch, -1, cfg.dim)
         if not cfg.use_transformer_mapping_network:
             return [prefix]
@@ -386,12 +391,12 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         self, texts: Sequence[str], pixel_values: torch.Tensor | None = None, batch_size: int = 32
     ) -> FLMRQueryEncoderOutput:
         """Tokenize (padded to query_maxlen) and encode queries with their images, in batches."""
-        self._require_tokenizers()
+        tokenizer = self._require_tokenizers()[0]
         if pixel_values is not None and len(pixel_values) != len(texts):
             raise FLMRInputError(f"{len(texts)} query texts but {len(pixel_values)} images")
         outs = []
         for start in range(0, len(texts), batch_size):
-            enc = self.query_tokenizer(list(texts[start : start + batch_size]))
+            enc = tokenizer(list(texts[start : start + batch_size]))
             pix = None if pixel_values is None else pixel_values[start : start + batch_size]
             text_only = False if pix is None else None  # None: the config decides
             outs.append(
@@ -403,22 +408,22 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
                 )
             )
         return FLMRQueryEncoderOutput(
-            pooler_output=torch.cat([o.pooler_output for o in outs]),
-            late_interaction_output=torch.cat([o.late_interaction_output for o in outs]),
+            pooler_output=torch.cat([cast(torch.Tensor, o.pooler_output) for o in outs]),
+            late_interaction_output=torch.cat([cast(torch.Tensor, o.late_interaction_output) for o in outs]),
         )
 
     @torch.no_grad()
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32) -> FLMRContextEncoderOutput:
         """Tokenize (padded to doc_maxlen) and encode documents in batches."""
-        self._require_tokenizers()
+        tokenizer = self._require_tokenizers()[1]
         outs = []
         for start in range(0, len(texts), batch_size):
-            enc = self.context_tokenizer(list(texts[start : start + batch_size]))
+            enc = tokenizer(list(texts[start : start + batch_size]))
             outs.append(self.doc(enc["input_ids"], enc["attention_mask"]))
         return FLMRContextEncoderOutput(
-            pooler_output=torch.cat([o.pooler_output for o in outs]),
-            late_interaction_output=torch.cat([o.late_interaction_output for o in outs]),
-            context_mask=torch.cat([o.context_mask for o in outs]),
+            pooler_output=torch.cat([cast(torch.Tensor, o.pooler_output) for o in outs]),
+            late_interaction_output=torch.cat([cast(torch.Tensor, o.late_interaction_output) for o in outs]),
+            context_mask=torch.cat([cast(torch.Tensor, o.context_mask) for o in outs]),
         )
 
     # --- hub layout I/O -------------------------------------------------------------------------
@@ -431,7 +436,7 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         return {module_to_hub_key(k): tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
     @classmethod
-    def from_pretrained(
+    def from_pretrained(  # type: ignore[override]  # adds the two tokenizers
         cls,
         pretrained_model_name_or_path: str | os.PathLike[str],
         *model_args: Any,
@@ -455,13 +460,16 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
             )
         want_info = kwargs.pop("output_loading_info", False)
         kwargs.setdefault("ignore_mismatched_sizes", True)  # reported in the loading info, refused below
-        model, info = super().from_pretrained(
-            pretrained_model_name_or_path,
-            *model_args,
-            query_tokenizer=query_tokenizer,
-            context_tokenizer=context_tokenizer,
-            output_loading_info=True,
-            **kwargs,
+        model, info = cast(
+            "tuple[FLMRModelForRetrieval, dict[str, Any]]",
+            super().from_pretrained(
+                pretrained_model_name_or_path,
+                *model_args,
+                query_tokenizer=query_tokenizer,
+                context_tokenizer=context_tokenizer,
+                output_loading_info=True,
+                **kwargs,
+            ),
         )
         problems = [
             f"{what}: {', '.join(sorted(map(str, keys))[:8])}"
@@ -476,7 +484,9 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
             raise FLMRInputError(
                 f"{pretrained_model_name_or_path}: weights do not fit config.json: " + "; ".join(problems)
             )
-        return (model, info) if want_info else model
+        if want_info:  # transformers' convention: (model, loading info)
+            return cast(Any, (model, info))
+        return model
 
     def _adjust_missing_and_unexpected_keys(self, loading_info: Any) -> None:
         """Strict loading: transformers would forgive stored `position_ids`; the hub layout never has them."""

@@ -60,11 +60,11 @@ class _FLMRTokenizerBase(BertTokenizer):
     _marker = ""
 
     @classmethod
-    def from_pretrained(
+    def from_pretrained(  # type: ignore[override]
         cls,
         path: str | os.PathLike[str],
         *args: Any,
-        subfolder: str | None = None,  # type: ignore[override]
+        subfolder: str | None = None,
         **overrides: Any,
     ):
         """Build from a hub tokenizer folder (vocab.txt + tokenizer_config.json + special_tokens_map.json)."""

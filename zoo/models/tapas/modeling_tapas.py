@@ -325,7 +325,10 @@ def _within_one_cell(ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
 def load_pretrained(directory: str | Path) -> TapasDualEncoder | TapasReader:
     """A converted directory -> the model class its config.json names (model_type)."""
     model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type")
-    classes = {TapasDualEncoderConfig.model_type: TapasDualEncoder, TapasReaderConfig.model_type: TapasReader}
+    classes: dict[str, type[TapasDualEncoder] | type[TapasReader]] = {
+        TapasDualEncoderConfig.model_type: TapasDualEncoder,
+        TapasReaderConfig.model_type: TapasReader,
+    }
     if model_type not in classes:
         raise TapasInputError(f"{directory}: model_type {model_type!r} is not a zoo TAPAS model ({', '.join(classes)})")
     return classes[model_type].from_pretrained(directory)
