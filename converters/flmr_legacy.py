@@ -31,7 +31,7 @@ from zoo.cache import sha256_file
 from zoo.errors import FormatError, InputError, MappingError
 from zoo.models.flmr import FLMRConfig, FLMRModelForRetrieval
 from zoo.models.flmr.modeling_flmr import CONTEXT_TOKENIZER_DIR, QUERY_TOKENIZER_DIR
-from zoo.safetensors_io import INDEX_NAME, WEIGHTS_NAME, TensorSpec, write_safetensors
+from zoo.safetensors_io import INDEX_NAME, WEIGHTS_NAME, TensorSpec, weight_files, write_safetensors
 
 FORMAT = "flmr-legacy"
 FAMILY = "flmr"
@@ -237,11 +237,9 @@ def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
     """safetensors (single or sharded) or pytorch_model.bin (loaded without code)."""
     from safetensors.torch import load_file
 
-    if (directory / INDEX_NAME).exists():
-        files = sorted(set(json.loads((directory / INDEX_NAME).read_text())["weight_map"].values()))
-        return {k: v for f in files for k, v in load_file(str(directory / f)).items()}
-    if (directory / WEIGHTS_NAME).exists():
-        return load_file(str(directory / WEIGHTS_NAME))
+    files = weight_files(directory)
+    if files:
+        return {k: v for name in files for k, v in load_file(str(directory / name)).items()}
     if (directory / "pytorch_model.bin").exists():
         obj = load_torch_pickle(directory / "pytorch_model.bin").obj
         if isinstance(obj, Mapping) and all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -10,7 +10,6 @@ sizes from bert_config.json, the per-cell position reset from the `.meta` graph.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import weakref
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converters.rules import Rule
+from zoo import extras
 from zoo.cache import sha256_file
 from zoo.errors import FormatError
 from zoo.sources.extract import safe_extract
@@ -195,11 +195,8 @@ def sha256_of(paths: list[Path]) -> dict[str, str]:
 # --- reading tensors ----------------------------------------------------------------------
 
 
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
+def _tf() -> Any:
+    return extras.tensorflow("reading a TAPAS TF checkpoint")
 
 
 class TFCheckpointReader:

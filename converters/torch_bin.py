@@ -118,7 +118,7 @@ def _check_identical(state: dict, target: Path, names: list[str]) -> None:
     for name in names:
         if name.endswith(".safetensors"):
             with safe_open(str(target / name), framework="pt") as fh:
-                found.update({k: fh.get_tensor(k) for k in fh})
+                found.update({k: fh.get_tensor(k) for k in fh.keys()})  # noqa: SIM118 - safe_open is not iterable
     if set(found) != set(state):
         raise ConversionError(f"{target}: safetensors holds {len(found)} tensors, the .bin {len(state)}")
     for key, tensor in state.items():

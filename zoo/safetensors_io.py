@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import constants
+from .errors import FormatError
 
 _DTYPES = {
     np.dtype("float32"): "F32",
@@ -109,10 +110,29 @@ def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> N
 
 def read_tensor_names(directory: Path) -> dict[str, str]:
     """Map tensor name -> file for a single-file or sharded safetensors model directory."""
-    index = directory / INDEX_NAME
-    if index.exists():
-        return dict(json.loads(index.read_text())["weight_map"])
     from safetensors import safe_open
 
+    index = _index(directory)
+    if index is not None:
+        return index
     with safe_open(str(directory / WEIGHTS_NAME), framework="np") as fh:
         return dict.fromkeys(fh.keys(), WEIGHTS_NAME)
+
+
+def weight_files(directory: Path) -> list[str]:
+    """The safetensors files of a model directory (the index's shards, or model.safetensors); [] if none."""
+    index = _index(directory)
+    if index is not None:
+        return sorted(set(index.values()))
+    return [WEIGHTS_NAME] if (directory / WEIGHTS_NAME).is_file() else []
+
+
+def _index(directory: Path) -> dict[str, str] | None:
+    """The weight map of model.safetensors.index.json, None when the model is not sharded."""
+    path = directory / INDEX_NAME
+    if not path.is_file():
+        return None
+    try:
+        return dict(json.loads(path.read_text())["weight_map"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{path}: not a safetensors weight index ({exc})") from None

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
+from ..extras import require
 from . import m2kr
 from .metrics import evaluate, judged, pseudo_relevant
 from .runner import BenchContext, Outcome, Section
@@ -46,8 +47,8 @@ def image_processor(path: Path, image_size: int):
     )
 
 
-def _image(images_root: Path, img_path: str | None):
-    from PIL import Image
+def _image(images_root: Path, img_path: str | None) -> Any:
+    Image = require("PIL.Image", "reading M2KR query images")
 
     if img_path is None:
         return Image.new("RGB", (BLANK_IMAGE_SIZE, BLANK_IMAGE_SIZE), color="black")
@@ -98,7 +99,8 @@ def _queries(
 def run(path: Path, data: Path, context: BenchContext) -> Outcome:
     from zoo.models.flmr import FLMRModelForRetrieval
 
-    model = FLMRModelForRetrieval.from_pretrained(path, device_map=context.device).eval()
+    model = FLMRModelForRetrieval.from_pretrained(path)
+    model = model.to(context.device).eval()  # type: ignore[arg-type]  # transformers types .to() via a decorator
     processor = image_processor(path, int(model.config.vision_config.image_size))
     images_root = Path(context.options.images or data)
     batch = context.options.batch_size

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .. import extras
 from ..errors import FormatError
 
 
@@ -34,10 +35,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         return list(read_jsonl(path))
     import pandas as pd
 
-    try:
-        frame = pd.read_parquet(path)
-    except ImportError as exc:
-        raise FormatError(f"{path}: reading parquet needs pyarrow (pip install 'zoo[bench]'): {exc}") from None
+    extras.require("pyarrow", f"reading {path.name} (parquet)")
+    frame = pd.read_parquet(path)
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 

@@ -58,7 +58,8 @@ class TorchRetriever:
     def __init__(self, path: Path, context: BenchContext) -> None:
         from zoo.models.tapas import TapasDualEncoder, TapasTextEncoder
 
-        self.model = TapasDualEncoder.from_pretrained(str(path), device_map=context.device).eval()
+        model = TapasDualEncoder.from_pretrained(str(path))
+        self.model = model.to(context.device).eval()  # type: ignore[arg-type]  # transformers types .to() via a decorator
         self.text = TapasTextEncoder.from_pretrained(
             path, max_length=min(512, self.model.config.max_position_embeddings)
         )

@@ -18,13 +18,18 @@ def _recognize(path: Path) -> bool:
 
 def load_sparse_encoder(path: str | Path, *, device: str | None = None) -> SparseEncoder:
     """A SparseEncoder from a local directory (v5 or v6 layout); never downloads anything."""
-    from sentence_transformers import SparseEncoder
+    from ..extras import require
+
+    sentence_transformers = require("sentence_transformers", "loading a SPLADE model")
 
     from ..models.splade import SpladeFormatError, read_spec
 
     read_spec(path)  # a clear SpladeFormatError for directories that are not SPLADE encoders
     try:
-        return SparseEncoder(str(Path(path)), device=device, local_files_only=True)
+        encoder: SparseEncoder = sentence_transformers.SparseEncoder(
+            str(Path(path)), device=device, local_files_only=True
+        )
+        return encoder
     except (OSError, ValueError, KeyError) as exc:
         raise SpladeFormatError(f"{path}: sentence-transformers cannot load this SPLADE model: {exc}") from exc
 

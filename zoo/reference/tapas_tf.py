@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf
+from ..extras import tensorflow
+
+tf = tensorflow("the TAPAS TensorFlow reference (verify's encodings check, bench --backend tf)")
+Tensor = Any  # tf.Tensor: TensorFlow is imported at run time, so annotations cannot name its types
 
 MAX_SPAN_LENGTH = 10
 NEG_INFINITY = -10000.0
 _NOT_WEIGHTS = ("adam_m", "adam_v", "accum")
 
 
-def _gelu(x: tf.Tensor) -> tf.Tensor:
+def _gelu(x: Tensor) -> Tensor:
     """modeling.gelu: the tanh approximation."""
     cdf = 0.5 * (1.0 + tf.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * tf.pow(x, 3))))
     return x * cdf
@@ -35,7 +37,7 @@ def _gelu(x: tf.Tensor) -> tf.Tensor:
 _ACTIVATIONS = {"gelu": _gelu, "relu": tf.nn.relu, "tanh": tf.tanh}
 
 
-def _layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) -> tf.Tensor:
+def _layer_norm(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     """tf_slim.layer_norm over the last axis (epsilon 1e-12)."""
     mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
     return tf.nn.batch_normalization(x, mean, variance, offset=beta, scale=gamma, variance_epsilon=1e-12)
@@ -62,10 +64,10 @@ class TapasTFReference:
 
     # --- encoder (modeling.BertModel) -----------------------------------------------------
 
-    def _v(self, name: str) -> tf.Tensor:
+    def _v(self, name: str) -> Tensor:
         return self.vars[name]
 
-    def _embeddings(self, scope: str, input_ids, token_type_ids) -> tf.Tensor:
+    def _embeddings(self, scope: str, input_ids, token_type_ids) -> Tensor:
         batch, length = input_ids.shape
         output = tf.nn.embedding_lookup(self._v(f"{scope}/embeddings/word_embeddings"), input_ids)
         for i, size in enumerate(self.type_vocab_sizes):
@@ -81,7 +83,7 @@ class TapasTFReference:
             output, self._v(f"{scope}/embeddings/LayerNorm/gamma"), self._v(f"{scope}/embeddings/LayerNorm/beta")
         )
 
-    def _relative_positions(self, table, token_type_ids, length, batch) -> tf.Tensor:
+    def _relative_positions(self, table, token_type_ids, length, batch) -> Tensor:
         """modeling._get_relative_position_embeddings with segmented_tensor spelled out."""
         num_rows = self.type_vocab_sizes[2]
         num_segments = self.type_vocab_sizes[1] * num_rows
@@ -95,7 +97,7 @@ class TapasTFReference:
         first = tf.gather(tf.reshape(first, [batch, num_segments]), cell, batch_dims=1)
         return tf.nn.embedding_lookup(table, tf.expand_dims(tf.range(length), 0) - first)
 
-    def _attention(self, prefix: str, x: tf.Tensor, adder: tf.Tensor) -> tf.Tensor:
+    def _attention(self, prefix: str, x: Tensor, adder: Tensor) -> Tensor:
         size = self.hidden // self.heads
 
         def project(name):
@@ -113,7 +115,7 @@ class TapasTFReference:
             out + x, self._v(f"{prefix}/output/LayerNorm/gamma"), self._v(f"{prefix}/output/LayerNorm/beta")
         )
 
-    def encode(self, scope: str, input_ids, input_mask, token_type_ids) -> tuple[tf.Tensor, tf.Tensor]:
+    def encode(self, scope: str, input_ids, input_mask, token_type_ids) -> tuple[Tensor, Tensor]:
         """(sequence output [B, L, H], pooled output [B, H]) of the tower under `scope`."""
         input_ids = tf.constant(input_ids, tf.int32)
         types = [tf.constant(t, tf.int32) for t in np.moveaxis(np.asarray(token_type_ids), -1, 0)]
@@ -181,7 +183,7 @@ class TapasTFReference:
             "token_probabilities": probabilities.numpy(),
         }
 
-    def _span_logits(self, embeddings, column_ids, row_ids) -> tuple[tf.Tensor, tf.Tensor]:
+    def _span_logits(self, embeddings, column_ids, row_ids) -> tuple[Tensor, Tensor]:
         """span_prediction_utils._get_span_logits (mode SPAN), returning spans [B, S, 2]."""
         batch, length, width = embeddings.shape
         indexes = tf.repeat(tf.expand_dims(tf.range(length), 0), repeats=batch, axis=0)

@@ -1,17 +1,14 @@
-"""The Source protocol: how a registry entry's raw artifact is fetched and checked.
+"""What every source shares: how a registry entry's raw artifact is fetched and checked.
 
-A source module (http, hf) exposes `pull(entry, *, force, progress) -> Path` and
-`cached(entry) -> Path | None`. Both write/read the receipt in the cache (see zoo.cache):
-a receipt exists only after every byte was verified, so `cached` needs no network.
+A source module (http, hf; chosen in zoo.sources by `source.kind`) exposes
+`pull(entry, *, force, progress) -> Path` and `cached(entry) -> Path | None`. Both write/read
+the receipt in the cache (see zoo.cache): a receipt exists only after every byte was verified,
+so `cached` needs no network.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
-
-from ..registry import Entry
 
 
 @dataclass(frozen=True)
@@ -25,9 +22,3 @@ class RemoteInfo:
     crc32c: str | None = None  # base64, as in x-goog-hash
     generation: str | None = None
     accept_ranges: bool = False
-
-
-class SourceModule(Protocol):
-    def pull(self, entry: Entry, *, force: bool = False, progress: bool = False) -> Path: ...
-
-    def cached(self, entry: Entry) -> Path | None: ...

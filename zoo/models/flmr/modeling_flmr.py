@@ -141,8 +141,9 @@ class FLMRModelForRetrieval(FLMRPreTrainedModel):
         self.query_text_encoder = FLMRTextModel(config, attn_implementation)
         self.query_text_encoder_linear = nn.Linear(text_h, dim, bias=False)
         if config.separate_query_and_context_text_encoder:  # registered; the properties below read them
-            self.add_module("context_text_encoder", FLMRTextModel(config, attn_implementation))
-            self.add_module("context_text_encoder_linear", nn.Linear(text_h, dim, bias=False))
+            # registered directly: the names are also the alias properties below, which add_module refuses
+            self._modules["context_text_encoder"] = FLMRTextModel(config, attn_implementation)
+            self._modules["context_text_encoder_linear"] = nn.Linear(text_h, dim, bias=False)
         self.query_vision_projection = FLMRMultiLayerPerceptron((vision_h, dim * prefix // 2, dim * prefix))
         if config.use_vision_encoder:
             self.query_vision_encoder = FLMRVisionModel(config, attn_implementation)

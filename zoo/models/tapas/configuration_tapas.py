@@ -6,7 +6,6 @@ token-type table sizes (bert_config.json's `type_vocab_size`).
 
 from __future__ import annotations
 
-from huggingface_hub.dataclasses import strict
 from transformers import TapasConfig
 
 
@@ -16,7 +15,6 @@ class TapasInputError(ValueError):
     exit_code = 2  # what a command line should exit with: bad input
 
 
-@strict
 class TapasDualEncoderConfig(TapasConfig):
     """TapasConfig plus the retriever fields; absolute positions, tanh GELU by default."""
 
@@ -29,7 +27,6 @@ class TapasDualEncoderConfig(TapasConfig):
     max_query_length: int = 128  # questions are cut to this many tokens, as in the original
 
 
-@strict
 class TapasReaderConfig(TapasConfig):
     """TapasConfig plus the NQ reader fields; reset_position_index_per_cell comes from the checkpoint."""
 
