@@ -197,7 +197,7 @@ class TapasTextEncoder:
     def encode_table(self, table: Any, title: str | None) -> dict[str, list[int]]:
         """Retriever table features (input_ids and the seven TOKEN_TYPES), unpadded."""
         parsed = as_table(table)
-        title_pieces = self.tokenizer.tokenize(title or "")
+        title_pieces = self.tokenizer.tokenize(_cell_text(title))
         layout = self._layout(parsed, num_columns=min(len(parsed.header), self.max_length - 1))
         budget = self.max_length - (len(title_pieces) + 2)
         while (num_tokens := layout.max_num_tokens(budget)) is None:
@@ -217,6 +217,7 @@ class TapasTextEncoder:
         parsed = as_table(table)
         question = normalize_for_match(question)
         text_pieces = self.tokenizer.tokenize(question)
+        title = _cell_text(title)
         if title:
             text_pieces += [SEP, *self.tokenizer.tokenize(title)]
         if len(parsed.header) >= self.max_length:
