@@ -359,3 +359,13 @@ def test_reader_drops_rows_only_and_refuses_what_cannot_fit() -> None:
         encoder(5).reader_inputs(["t"], [pd.DataFrame(rows, columns=["a", "b", "c"])], [None])
     with pytest.raises(TapasInputError, match="Too many columns"):
         encoder(3).reader_inputs(["t"], [pd.DataFrame(rows, columns=["a", "b", "c"])], [None])
+
+
+def test_tables_come_as_dataframes_rows_mappings_or_objects_with_columns_and_rows() -> None:
+    from types import SimpleNamespace
+
+    enc = encoder()
+    header, rows = ["city", "country"], [["paris", "france"], ["oslo", "norway"]]
+    want = enc.tables([pd.DataFrame(rows, columns=header)], ["t"])["input_ids"].tolist()
+    for table in ([header, *rows], {"header": header, "rows": rows}, SimpleNamespace(columns=header, rows=rows)):
+        assert enc.tables([table], ["t"])["input_ids"].tolist() == want

@@ -34,7 +34,7 @@ from .wordpiece_tapas import normalize_for_match
 NUMBER, DATE = "number", "date"
 MIN_CONSOLIDATION_FRACTION = 0.7
 Date = tuple[int | None, int | None, int | None]  # (year, month, day); None where the pattern sets no field
-SortKey = float | tuple[float, ...]
+SortKey = tuple[float, ...]
 
 
 class NumericValue(NamedTuple):
@@ -258,24 +258,31 @@ def consolidate_column(cells: Sequence[str]) -> dict[int, NumericValue]:
     return out
 
 
-def _primitive(value: NumericValue) -> SortKey:
+def _fields(value: NumericValue) -> tuple[float | None, ...]:
+    """The original's primitive value: the float, or the date's (year, month, day) with None where unset."""
     if value.kind == NUMBER:
-        return value.number  # type: ignore[return-value]
-    return tuple(None if f is None else float(f) for f in value.date)  # type: ignore[union-attr,return-value]
+        return (value.number,)
+    return tuple(None if f is None else float(f) for f in value.date or (None, None, None))
 
 
 def sort_key_fn(values: Iterable[NumericValue]) -> Callable[[NumericValue], SortKey]:
-    """Key comparing `values` on what they share; ValueError when they have no common type or date field."""
+    """Key comparing `values` on what they share; ValueError when they have no common type or date field.
+
+    Numbers compare as 1-tuples, which orders and equates them exactly as the floats.
+    """
     values = list(values)
-    kinds = {v.kind for v in values}
-    if len(kinds) != 1:
+    if len({v.kind for v in values}) != 1:
         raise ValueError(f"no common value type in {values}")
-    if kinds == {NUMBER}:
-        return _primitive
-    shared = [i for i in range(3) if all(v.date[i] is not None for v in values)]  # type: ignore[index]
+    fields = [_fields(v) for v in values]
+    shared = [i for i in range(len(fields[0])) if all(f[i] is not None for f in fields)]
     if not shared:
         raise ValueError(f"no common date field in {values}")
-    return lambda value: tuple(_primitive(value)[i] for i in shared)  # type: ignore[index]
+
+    def key(value: NumericValue) -> SortKey:
+        own = _fields(value)
+        return tuple(f for i in shared if (f := own[i]) is not None)
+
+    return key
 
 
 def column_ranks(column: dict[int, NumericValue]) -> dict[int, tuple[int, int]]:

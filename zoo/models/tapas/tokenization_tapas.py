@@ -25,11 +25,14 @@ are in wordpiece_tapas, numbers and dates in number_annotation_tapas.
 - Reader input (`reader_inputs`) follows the original classifier converter that NQ reader examples
   came from: `[CLS] question [SEP] title [SEP] table` (no title: `[CLS] question [SEP] table`), rows
   dropped from the end to fit (drop_rows_to_fit), too many columns is an error, and numeric_relations
-  compare the question's numbers and dates with the cells (EQ 1, LT 2, GT 4, OR-ed).
+  compare the question's numbers and dates with the cells (EQ 1, LT 2, GT 4, OR-ed). No example of the
+  original reader pipeline was available to compare with; max_column_id and max_row_id are taken to
+  be max_length, as for the retriever.
 
 Remaining differences from the original:
 - Features are padded to the longest sequence of the batch, not to max_length (the original padded
-  every feature to max_seq_length); the ids and masks up to that point are the same.
+  every feature to max_seq_length); the ids and masks up to that point are the same. Example: a
+  21-token table batched alone is 21 wide here, 512 wide (491 zeros) in the original's tf.Example.
 - Cells are texts: a pandas cell that is None/NaN is the empty text, anything else str(value)
   (2 -> "2", 2.5 -> "2.5"); the original's cells were strings to begin with.
 - Date and number parsing uses this Python's strptime, float() and Unicode tables; on a Python whose
@@ -84,12 +87,17 @@ def _cell_text(value: Any) -> str:
 
 
 def as_table(table: Any) -> Table:
-    """A pandas DataFrame (anything with .columns and .itertuples()/.values), a mapping with
-    "header" (or "columns") and "rows", or a list of rows whose first row is the header."""
+    """A pandas DataFrame (anything with .columns and .itertuples(), .rows or .values), a mapping with
+    "header" (or "columns") and "rows", or a list of rows whose first row is the header.
+
+    Pandas needs no import: a DataFrame is read through those attributes (the package stays free of it).
+    """
     if hasattr(table, "columns") and not isinstance(table, Mapping):
         header = list(table.columns)
         if hasattr(table, "itertuples"):
             rows = [list(r) for r in table.itertuples(index=False, name=None)]
+        elif hasattr(table, "rows"):  # e.g. zoo.benchmarks.nq_tables.Table
+            rows = [list(r) for r in table.rows]
         else:
             rows = [list(r) for r in table.values]
     elif isinstance(table, Mapping):
@@ -192,7 +200,7 @@ class TapasTextEncoder:
         """`[CLS] question [SEP]` ids, cut to max_length (default: the encoder's)."""
         limit = self.max_length if max_length is None else max_length
         pieces = [CLS, *self.tokenizer.tokenize(normalize_for_match(question)), SEP]
-        return self.tokenizer.convert_tokens_to_ids(pieces)[:limit]  # type: ignore[index]
+        return self.tokenizer.convert_tokens_to_ids(pieces)[:limit]
 
     def encode_table(self, table: Any, title: str | None) -> dict[str, list[int]]:
         """Retriever table features (input_ids and the seven TOKEN_TYPES), unpadded."""
@@ -269,7 +277,7 @@ class TapasTextEncoder:
                 out[name].append(values[name])
         if len(pieces) > self.max_length:  # only a table without any piece can get here
             raise TapasInputError(f"Cannot fit table into sequence of {self.max_length} tokens")
-        return {"input_ids": self.tokenizer.convert_tokens_to_ids(pieces), **out}  # type: ignore[dict-item]
+        return {"input_ids": self.tokenizer.convert_tokens_to_ids(pieces), **out}
 
     # --- batches (tensors) ---------------------------------------------------------------
 
@@ -301,7 +309,7 @@ class TapasTextEncoder:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Word pieces back to text (`##` continuations joined)."""
-        return self.tokenizer.convert_tokens_to_string(self.tokenizer.convert_ids_to_tokens(list(ids)))  # type: ignore[arg-type]
+        return self.tokenizer.convert_tokens_to_string(self.tokenizer.convert_ids_to_tokens(list(ids)))
 
     @staticmethod
     def _batch(encoded: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:

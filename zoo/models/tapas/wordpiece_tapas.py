@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import overload
 
 from .configuration_tapas import TapasInputError
 
@@ -193,6 +194,12 @@ class TapasWordPieceTokenizer:
             for piece in self.wordpiece(again)
         )
 
+    @overload
+    def convert_tokens_to_ids(self, tokens: str) -> int: ...  # type: ignore[overload-overlap]  # a str is one token
+
+    @overload
+    def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]: ...
+
     def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Vocabulary ids; a piece the vocabulary lacks is an error, as in BERT's convert_by_vocab."""
         if isinstance(tokens, str):
@@ -205,7 +212,13 @@ class TapasWordPieceTokenizer:
         except KeyError:
             raise TapasInputError(f"word piece {token!r} is not in the vocabulary") from None
 
-    def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
+    @overload
+    def convert_ids_to_tokens(self, ids: int) -> str: ...
+
+    @overload
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]: ...
+
+    def convert_ids_to_tokens(self, ids: int | Iterable[int]) -> str | list[str]:
         if isinstance(ids, int):
             return self.ids_to_tokens.get(ids, UNK)
         return [self.ids_to_tokens.get(int(i), UNK) for i in ids]
