@@ -9,10 +9,14 @@ Files above `lfs_threshold` bytes, or with a weights suffix, are served as LFS (
 tree oid sha256); other files as git blobs (git-blob sha1). Only what huggingface_hub 2.x
 needs is implemented (see shared/spec/sources.md); xet is never advertised.
 
+Uploads (scripts/hub_uploads.py): repo creation, preupload, the LFS batch API and NDJSON
+commits, as huggingface_hub pushes with HF_HUB_DISABLE_XET=1. Writes need an Authorization
+header (`--token` pins the one accepted); a pushed repo is served like any other.
+
 Test hooks: `HubServer.tamper()` serves one flipped byte while advertising the true oid and
 size; `HubServer.stats()` (also `GET /_stats`) counts requests and per-file downloads.
 
-    python scripts/hub_server.py ROOT [--port 0] [--lfs-threshold 1024] [--tamper org/name:path[@offset]]
+    python scripts/hub_server.py ROOT [--port 0] [--lfs-threshold 1024] [--token T] [--tamper org/name:path[@offset]]
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from hub_uploads import HubError, UploadStore, read_ndjson
 
 HOST = "127.0.0.1"  # never reachable from elsewhere
 REVISIONS_DIR = ".revisions"
@@ -94,9 +100,13 @@ class RepoIndex:
         self.lfs_threshold = lfs_threshold
         self._hashes: dict[tuple[str, int, int], tuple[str, str]] = {}
         self._lock = threading.Lock()
+        self.tree_lock = threading.RLock()  # held while listing trees and while a commit swaps one in
+
+    def is_lfs(self, path: str, size: int) -> bool:
+        return size > self.lfs_threshold or PurePosixPath(path).suffix in LFS_SUFFIXES
 
     def _is_lfs(self, path: Path, size: int) -> bool:
-        return size > self.lfs_threshold or path.suffix in LFS_SUFFIXES
+        return self.is_lfs(path.name, size)
 
     def _entry(self, base: Path, path: Path) -> RepoEntry:
         st = path.stat()
@@ -135,13 +145,22 @@ class RepoIndex:
         return path
 
     def revisions(self, repo: str) -> dict[str, Revision]:
+        with self.tree_lock:
+            base = self.repo_dir(repo)
+            out = {"main": self._tree(base, "main")}
+            extra = base / REVISIONS_DIR
+            if extra.is_dir():
+                for branch_dir in sorted(p for p in extra.iterdir() if p.is_dir()):
+                    out[branch_dir.name] = self._tree(branch_dir, branch_dir.name)
+            return out
+
+    def branch_dir(self, repo: str, branch: str) -> Path:
         base = self.repo_dir(repo)
-        out = {"main": self._tree(base, "main")}
-        extra = base / REVISIONS_DIR
-        if extra.is_dir():
-            for branch_dir in sorted(p for p in extra.iterdir() if p.is_dir()):
-                out[branch_dir.name] = self._tree(branch_dir, branch_dir.name)
-        return out
+        if branch == "main":
+            return base
+        if branch not in self.revisions(repo):
+            raise NotFound("RevisionNotFound", f"Invalid rev id: {branch}")
+        return base / REVISIONS_DIR / branch
 
     def resolve(self, repo: str, rev: str) -> Revision:
         revisions = self.revisions(repo)
@@ -231,8 +250,10 @@ def tree_listing(rev: Revision, path: str, recursive: bool, expand: bool) -> lis
 class HubServer:
     """The Hub over `root`, on 127.0.0.1. Use as a context manager, or start()/stop()."""
 
-    def __init__(self, root: Path | str, port: int = 0, lfs_threshold: int = 1024) -> None:
+    def __init__(self, root: Path | str, port: int = 0, lfs_threshold: int = 1024, token: str | None = None) -> None:
         self.index = RepoIndex(Path(root), lfs_threshold)
+        self.uploads = UploadStore(Path(root), self.index.tree_lock, self.index.is_lfs)
+        self.token = token  # None: any bearer token may write
         self._tampered: dict[tuple[str, str], int] = {}
         self._counts: collections.Counter[str] = collections.Counter()
         self._downloads: collections.Counter[str] = collections.Counter()
@@ -341,6 +362,85 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._dispatch(head=False)
+
+    def do_POST(self) -> None:
+        self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    # --- writes (scripts/hub_uploads.py) ---------------------------------------------------------
+
+    def _write(self, method: str) -> None:
+        url = urlsplit(self.path)
+        segs = [unquote(s) for s in url.path.split("/")[1:]]
+        self._kind, self._download = f"upload {segs[0] if segs else ''}".strip(), None
+        try:
+            if method == "PUT" and len(segs) == 2 and segs[0] == "_lfs_upload":  # one-time ticket, no header
+                self.close_connection = True  # an unread or short body must not be parsed as a request
+                self.hub.uploads.lfs_put(segs[1], self.rfile, _int_header(self.headers.get("Content-Length")))
+                self._send_json({}, head=False)
+                return
+            body = self._read_body()  # read first: an error answer then leaves the connection clean
+            self._authorize()
+            self._send_json(self._post(segs, body), head=False)
+        except HubError as exc:
+            self._send_error(exc.status, exc.code, str(exc), None, head=False)
+        except NotFound as exc:
+            self._send_error(404, exc.code, str(exc), exc.commit, head=False)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client went away: nothing it sent was stored half-way
+
+    def _authorize(self) -> None:
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip() or (self.hub.token and token.strip() != self.hub.token):
+            raise HubError(
+                401, "Invalid credentials in Authorization header: a write needs a valid token", "Unauthorized"
+            )
+
+    def _read_body(self) -> bytes:
+        length = _int_header(self.headers.get("Content-Length"))
+        if length is None:
+            self.close_connection = True
+            raise HubError(411, "a Content-Length is required")
+        data = self.rfile.read(length)
+        if len(data) != length:
+            raise HubError(400, "the request body was cut short")
+        return data
+
+    def _post(self, segs: list[str], body: bytes) -> Any:
+        uploads, index = self.hub.uploads, self.hub.index
+        if segs == ["api", "repos", "create"]:
+            return uploads.create_repo(_json_body(body), self.hub.url)
+        if segs == ["api", "validate-yaml"]:
+            return {"errors": [], "warnings": []}
+        if len(segs) == 6 and segs[:2] == ["api", "models"] and segs[4] in ("preupload", "commit", "branch"):
+            repo, action, rev = f"{segs[2]}/{segs[3]}", segs[4], segs[5]
+            if action == "branch":
+                uploads.create_branch(index.repo_dir(repo), rev, index.repo_dir(repo))
+                return {}
+            tree = index.branch_dir(repo, rev)
+            if action == "preupload":
+                return uploads.preupload(_json_body(body).get("files") or [], index.resolve(repo, rev).files)
+            uploads.commit(tree, read_ndjson(body), lambda: index.resolve(repo, rev).commit)
+            commit = index.resolve(repo, rev).commit
+            return {
+                "success": True,
+                "commitOid": commit,
+                "commitUrl": f"{self.hub.url}/{repo}/commit/{commit}",
+                "pullRequestUrl": None,
+            }
+        if len(segs) == 6 and segs[1].endswith(".git") and segs[2:5] == ["info", "lfs", "objects"]:
+            repo = f"{segs[0]}/{segs[1][: -len('.git')]}"
+            index.repo_dir(repo)
+            if segs[5] == "batch":
+                return uploads.lfs_batch(_json_body(body), self.hub.url, repo)
+            if segs[5] == "verify":
+                obj = _json_body(body)
+                if not uploads.has_object(str(obj.get("oid")), int(obj.get("size") or -1)):
+                    raise HubError(404, f"LFS object {obj.get('oid')} was not uploaded", "EntryNotFound")
+                return {}
+        raise HubError(404, f"no route for POST /{'/'.join(segs)}")
 
     def _dispatch(self, head: bool) -> None:
         url = urlsplit(self.path)
@@ -466,6 +566,23 @@ def _route_kind(segs: list[str]) -> str:
     return rest[0] if rest[0] in ("tree", "refs") else "api"
 
 
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise HubError(400, "the request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise HubError(400, "the request body must be a JSON object")
+    return data
+
+
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """`bytes=a-b`, `bytes=a-` or `bytes=-n` as inclusive (start, end); None when unsatisfiable."""
     m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
@@ -484,6 +601,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("root", type=Path, help="directory holding <org>/<name>/ repos")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     parser.add_argument("--lfs-threshold", type=int, default=1024, help="files above this many bytes are LFS")
+    parser.add_argument("--token", help="the one token that may write (default: any bearer token)")
     parser.add_argument(
         "--tamper",
         action="append",
@@ -492,7 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         help="serve PATH with one flipped byte (oid and size unchanged)",
     )
     args = parser.parse_args(argv)
-    server = HubServer(args.root, args.port, args.lfs_threshold)
+    server = HubServer(args.root, args.port, args.lfs_threshold, args.token)
     for spec in args.tamper:
         target, _, offset = spec.partition("@")
         repo, _, path = target.partition(":")

@@ -16,10 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import cache, card, manifest, sources
+from . import cache, card, manifest, remote_code, sources
 from .checks import runner
 from .errors import ConversionError, InputError, OutputError
-from .families import find_format
+from .families import family, find_format
 from .registry import Entry
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def convert_local(
     """
     from converters import load_format
 
-    fam, _ = find_format(fmt)
+    fam, spec = find_format(fmt)
     module = load_format(fmt)
     options = dict(options or {})
     unknown = sorted(set(options) - set(module.OPTIONS))
@@ -82,6 +82,7 @@ def convert_local(
     tmp = _prepare_target(out, force)
     try:
         result = module.convert(src, tmp, options, progress)
+        remote_code.install(tmp, fam, spec.task)
         if origin:
             result = replace(result, source={**result.source, "origin": origin})
         draft = manifest.describe(
@@ -144,14 +145,16 @@ def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Pa
         return out
     tmp = _prepare_target(out, force)
     try:
+        fam = family(entry.family)
         converted = convert_bin_weights(snapshot, tmp)
         replaced = set(converted.replaced) if converted else set()
         for path in sorted(p for p in snapshot.rglob("*") if p.is_file()):
             rel = path.relative_to(snapshot)
-            if rel.as_posix() in replaced:
-                continue
+            if rel.as_posix() in replaced or (fam.remote_code is not None and rel.suffix == ".py"):
+                continue  # the authors' remote code is replaced by the family's own
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(path.resolve(), tmp / rel)
+        remote_code.install(tmp, fam, entry.task)
         source = {"format": None, "kind": entry.source.kind, "repo": entry.source.repo, "path": str(snapshot)}
         receipt = cache.read_receipt(entry.id) or {}
         if receipt.get("commit"):

@@ -11,7 +11,7 @@ from .catalog import (
     tasks,
     translate,
 )
-from .contract import CardInfo, Family, FamilyChecks, Format, import_attr
+from .contract import CardInfo, Family, FamilyChecks, Format, RemoteCode, import_attr
 
 __all__ = [
     "FAMILIES",
@@ -19,6 +19,7 @@ __all__ = [
     "Family",
     "FamilyChecks",
     "Format",
+    "RemoteCode",
     "family",
     "find_format",
     "format_names",

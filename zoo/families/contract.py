@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,6 +62,18 @@ class CardInfo:
 
 
 @dataclass(frozen=True)
+class RemoteCode:
+    """How transformers' Auto classes find a converted model's code (`trust_remote_code=True`).
+
+    The model package's files are copied beside the weights; `auto_map` goes into config.json
+    (per task) and `tokenizers` into the tokenizer_config.json of each named subfolder.
+    """
+
+    auto_map: Mapping[str, Mapping[str, str]]  # task -> {"AutoConfig": "module.Class", "AutoModel": ...}
+    tokenizers: Mapping[str, str] = field(default_factory=dict)  # subfolder -> "module.Class"
+
+
+@dataclass(frozen=True)
 class Family:
     name: str  # registry `family`
     description: str
@@ -74,6 +86,7 @@ class Family:
     recognize: Callable[[Path], bool]  # a directory holds this family's model (reads file names / JSON only)
     input_errors: tuple[str, ...] = ()  # "module:Class" errors of the model package that mean bad input
     model_package: str | None = None  # its files ship as remote code beside converted models
+    remote_code: RemoteCode | None = None  # how the Auto classes load them
     conversion_checks: tuple[str, ...] = ("weights",)  # checks a conversion must pass before it is kept
 
     def load(self, path: Path) -> Any:

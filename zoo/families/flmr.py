@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .contract import CardInfo, Family, Format
+from .contract import CardInfo, Family, Format, RemoteCode
 
 
 def _recognize(path: Path) -> bool:
@@ -33,4 +33,16 @@ FAMILY = Family(
     recognize=_recognize,
     input_errors=("zoo.models.flmr.configuration_flmr:FLMRInputError",),
     model_package="zoo.models.flmr",
+    remote_code=RemoteCode(
+        auto_map={
+            "late-interaction": {
+                "AutoConfig": "configuration_flmr.FLMRConfig",
+                "AutoModel": "modeling_flmr.FLMRModelForRetrieval",
+            }
+        },
+        tokenizers={
+            "query_tokenizer": "tokenization_flmr.FLMRQueryEncoderTokenizer",
+            "context_tokenizer": "tokenization_flmr.FLMRContextEncoderTokenizer",
+        },
+    ),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .contract import CardInfo, Family, Format
+from .contract import CardInfo, Family, Format, RemoteCode
 
 
 def _recognize(path: Path) -> bool:
@@ -31,5 +31,17 @@ FAMILY = Family(
     recognize=_recognize,
     input_errors=("zoo.models.tapas.configuration_tapas:TapasInputError",),
     model_package="zoo.models.tapas",
+    remote_code=RemoteCode(
+        auto_map={
+            "dense-retriever": {
+                "AutoConfig": "configuration_tapas.TapasDualEncoderConfig",
+                "AutoModel": "modeling_tapas.TapasDualEncoder",
+            },
+            "reader": {
+                "AutoConfig": "configuration_tapas.TapasReaderConfig",
+                "AutoModel": "modeling_tapas.TapasReader",
+            },
+        }
+    ),
     conversion_checks=("weights", "encodings"),  # the TF reference reads the same source checkpoint
 )
