@@ -377,7 +377,7 @@ class TapasSource:
             "format": fmt,
             "path": str(loc.path),
             "kind": loc.kind,
-            "checkpoint": loc.member if loc.kind == "zip" else str(loc.files.prefix),
+            "checkpoint": loc.member or loc.files.prefix.name,  # relative to the artifact, never a local path
             "files": sha256_of(loc.files.all()),
         }
         if loc.kind == "zip":

@@ -12,11 +12,10 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import cache, card, manifest, remote_code, sources
+from . import cache, card, constants, manifest, provenance, remote_code, sources
 from .checks import runner
 from .errors import ConversionError, InputError, OutputError
 from .families import family, find_format
@@ -24,17 +23,28 @@ from .registry import Entry
 
 log = logging.getLogger(__name__)
 
+ORIGINAL_CARD = "README_original.md"
+
 
 def convert_entry(entry: Entry, out: Path | None = None, *, force: bool = False, progress: bool = False) -> Path:
-    """Pull a registry model if needed, then convert it (or adopt a modern Hub repo) into `out` or the cache."""
+    """Pull a registry model if needed, then convert it (or adopt a modern Hub repo) into `out` or the cache.
+
+    Everything runs under the model's conversion lock, and the raw files are taken with the
+    receipt that describes them (one read): a URL source's files sit in a content-addressed
+    directory that a concurrent `zoo pull --force` never changes (a pull removes superseded
+    versions only while no conversion holds this lock). A Hub snapshot is linked under the pull
+    lock too, since huggingface_hub re-creates snapshot links in place on a forced download.
+    """
     target = out if out is not None else cache.paths(entry.id).converted_dir
-    raw = sources.cached(entry) or sources.pull(entry, progress=progress)
-    with cache.locked(entry.id + ".convert"):
+    if out is not None:
+        cache.check_output_dir(out)  # an unwritable --out fails before anything is downloaded
+    with cache.locked(entry.id + cache.CONVERT_LOCK_SUFFIX):
+        raw, receipt = sources.obtain(entry, progress=progress)
         if entry.converter is None:
-            return adopt(entry, raw, target, force=force)
+            with cache.locked(entry.id):
+                return adopt(entry, raw, target, force=force)
         if not force and manifest.exists(target):
             return target
-        receipt = cache.read_receipt(entry.id) or {}
         origin = {"url": receipt.get("url") or entry.source.url, "sha256": receipt.get("sha256")}
         # the cache's own directory may be replaced (a stale or older conversion); a user's out may not
         return convert_local(
@@ -83,14 +93,15 @@ def convert_local(
     try:
         result = module.convert(src, tmp, options, progress)
         remote_code.install(tmp, fam, spec.task)
-        if origin:
-            result = replace(result, source={**result.source, "origin": origin})
+        source, portable_options = provenance.make_portable(
+            {**result.source, **({"origin": origin} if origin else {})}, result.options
+        )
         draft = manifest.describe(
             family=fam.name,
             format=fmt,
-            source=result.source,
+            source=source,
             model_id=entry.id if entry else None,
-            options=result.options,
+            options=portable_options,
             mapping=[m.to_dict() for m in result.plan.mapped],
             skipped=list(result.plan.skipped),
             notes=list(result.notes),
@@ -103,13 +114,36 @@ def convert_local(
                 + "; ".join(f"{c.name}: {c.value} {c.detail}".strip() for c in failed)
             )
         check_dicts = [c.to_dict() for c in checks]
-        card.write(tmp, entry, fam, result.source, check_dicts, list(result.notes))
+        local = [src if src.is_dir() else None, *(Path(v) for k, v in result.options.items() if k == "config" and v)]
+        card.write(
+            tmp,
+            card.CardFacts(
+                family=fam,
+                task=spec.task,
+                title=entry.id if entry else _title(src),
+                entry=entry,
+                source=source,
+                checks=check_dicts,
+                notes=list(result.notes),
+                license=card.source_license(local),
+                has_tokenizer=(tmp / "vocab.txt").is_file()
+                or (fam.remote_code is not None and bool(fam.remote_code.tokenizers)),
+            ),
+        )
         manifest.seal(tmp, draft, check_dicts)
         cache.replace_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _title(src: Path) -> str:
+    """A card title for a local artifact: its name without archive or checkpoint suffixes."""
+    name = src.name
+    for suffix in (".zip", ".ckpt", ".index"):
+        name = name.removesuffix(suffix)
+    return name or "converted model"
 
 
 def _prepare_target(out: Path, force: bool) -> Path:
@@ -152,21 +186,37 @@ def adopt(entry: Entry, snapshot: Path, out: Path, *, force: bool = False) -> Pa
             rel = path.relative_to(snapshot)
             if rel.as_posix() in replaced or (fam.remote_code is not None and rel.suffix == ".py"):
                 continue  # the authors' remote code is replaced by the family's own
+            if rel.as_posix() == constants.MODEL_CARD_FILENAME:
+                rel = rel.with_name(ORIGINAL_CARD)  # the authors' card stays, beside zoo's
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(path.resolve(), tmp / rel)
         remote_code.install(tmp, fam, entry.task)
-        source = {"format": None, "kind": entry.source.kind, "repo": entry.source.repo, "path": str(snapshot)}
         receipt = cache.read_receipt(entry.id) or {}
-        if receipt.get("commit"):
-            source["commit"] = receipt["commit"]
+        source, _ = provenance.make_portable(
+            {
+                "format": None,
+                "kind": entry.source.kind,
+                "repo": entry.source.repo,
+                "path": str(snapshot),
+                **({"commit": receipt["commit"]} if receipt.get("commit") else {}),
+            },
+            {},
+        )
         note = (
             converted.note() + "; other files were linked from the verified pull"
             if converted
             else "already safetensors: nothing was converted; files were linked from the verified pull"
         )
-        manifest.seal(
-            tmp, manifest.describe(family=entry.family, format=None, source=source, model_id=entry.id, notes=[note])
+        notes = [note] + (
+            [f"the authors' model card is kept as {ORIGINAL_CARD}"] if (tmp / ORIGINAL_CARD).exists() else []
         )
+        draft = manifest.describe(family=entry.family, format=None, source=source, model_id=entry.id, notes=notes)
+        if runner.keep_reference(fam, tmp, draft):
+            notes.append("reference outputs of the family's independent reference are stored for offline verify")
+        card.write(
+            tmp, card.CardFacts(family=fam, task=entry.task, title=entry.id, entry=entry, source=source, notes=notes)
+        )
+        manifest.seal(tmp, draft)
         cache.replace_dir(tmp, out)
     finally:
         if tmp.exists():

@@ -26,7 +26,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .. import constants, manifest
+from .. import constants, manifest, provenance
+from ..checks import replay
 from ..checks.report import Check
 from ..errors import FormatError
 from . import nq_tables
@@ -149,13 +150,13 @@ class TFRetriever:
         )
 
 
-def _source_path(path: Path) -> Path:
-    """The original TF checkpoint: the model dir itself, or the source a converted dir was made from."""
+def _source_path(path: Path) -> Path | None:
+    """The original TF checkpoint: the model dir itself, or the source a converted dir was made from (if here)."""
     if (path / constants.MANIFEST_FILENAME).is_file():
         data = manifest.read(path)
         if data.get("format") != "tapas-retriever":
             raise FormatError(f"{path}: converted with {data.get('format')!r}, not a TAPAS retriever")
-        return Path(data["source"]["path"])
+        return replay.source_path(data)
     return path
 
 
@@ -165,7 +166,14 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
     if context.options.backend == "tf":
         from converters.tapas_checkpoint import resolve
 
-        located = resolve(_source_path(path))
+        source = _source_path(path)
+        if source is None:
+            record = manifest.read(path).get("source")
+            raise FormatError(
+                f"{path}: --backend tf needs the TF checkpoint it was converted from, which is not on this "
+                f"machine ({provenance.describe(record)})"
+            )
+        located = resolve(source)
         config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
         retriever: TableRetriever = TFRetriever(
             located.files, int(config.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)), context.options.batch_size
@@ -218,11 +226,11 @@ def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context:
 
 def _find_tables_tsv(path: Path, work: Path) -> Path | None:
     """tables.tsv in the model dir, or in the checkpoint folder or zip it was converted from."""
-    source = _source_path(path) if (path / constants.MANIFEST_FILENAME).is_file() else path
+    source = _source_path(path)
     for folder in (path, source):
-        if folder.is_dir() and (found := sorted(folder.rglob(TABLES_TSV))):
+        if folder is not None and folder.is_dir() and (found := sorted(folder.rglob(TABLES_TSV))):
             return found[0]
-    if source.is_file() and zipfile.is_zipfile(source):
+    if source is not None and source.is_file() and zipfile.is_zipfile(source):
         with zipfile.ZipFile(source) as archive:
             members = [m for m in archive.namelist() if m.rsplit("/", 1)[-1] == TABLES_TSV]
             if members:

@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
-from .. import cache
+from .. import cache, provenance
 from ..errors import ZooError
 from ..models.flmr import FLMRInputError
 from ..registry import GoldenValue, load_registry
+from .reference import Probe, run_encodings
 from .report import Check
 from .similarity import max_abs_diff, min_row_cosine
 
@@ -62,35 +63,64 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     A hub model is its own reference, so it has none; nor has a conversion when no such model
     is available here. Both are reported as not run, with the reason.
     """
+    return run_encodings(reference_probe(model_dir, manifest), lambda probe: check_probe(model_dir, probe, "encodings"))
+
+
+def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
     reference = official_reference(manifest)
     if reference is None:
-        why = (
-            "a hub model is its own reference"
-            if manifest.get("format") != "flmr-legacy"
-            else "no official hub repo of the same architecture is in the cache to compare with"
-        )
-        return Check("encodings", ok=True, ran=False, value="not run", detail=why)
-    return compare_models(model_dir, reference)
+        if manifest.get("format") != "flmr-legacy":
+            return "a hub model is its own reference"
+        return "no official hub repo of the same architecture is in the cache to compare with"
+    return probe_from(reference)
 
 
-def compare_models(model_dir: Path, reference_dir: Path) -> Check:
-    """Model vs a second model of the same architecture (e.g. the official hub repo) on the probe batch."""
+def probe_from(reference_dir: Path) -> Probe | str:
+    """The probe queries and documents through a reference model (loaded alone, then released)."""
+    from ..models.flmr import FLMRModelForRetrieval
+
+    try:
+        reference = FLMRModelForRetrieval.from_pretrained(reference_dir)
+    except (ZooError, FLMRInputError) as exc:
+        return f"the reference {reference_dir.name} cannot be loaded: {exc}"
+    tokens = _tokenize(reference, PROBE_QUERIES, PROBE_DOCS)
+    pixels = _probe_pixels(reference, len(PROBE_QUERIES))
+    out = _run(reference, tokens, pixels)
+    del reference
+    gc.collect()
+    inputs = {f: getattr(tokens, f).numpy() for f in _Encoded.__dataclass_fields__}
+    if pixels is not None:
+        inputs["pixel_values"] = pixels.numpy()
+    outputs = {f: getattr(out, f).numpy() for f in _Outputs.__dataclass_fields__}
+    texts = {"queries": list(PROBE_QUERIES), "docs": list(PROBE_DOCS)}
+    return Probe(inputs, outputs, f"the official model {reference_dir.name}", texts)
+
+
+def check_probe(model_dir: Path, probe: Probe, name: str) -> Check:
+    """The model on the probe's token ids (and images) vs the reference's outputs; its tokenizers on the texts."""
     from ..models.flmr import FLMRModelForRetrieval
 
     try:
         model = FLMRModelForRetrieval.from_pretrained(model_dir)
-        tokens = _tokenize(model, PROBE_QUERIES, PROBE_DOCS)
-        pixels = _probe_pixels(model, len(PROBE_QUERIES))
-        ours = _run(model, tokens, pixels)
-        del model
-        gc.collect()
-        reference = FLMRModelForRetrieval.from_pretrained(reference_dir)
-        ref_tokens = _tokenize(reference, PROBE_QUERIES, PROBE_DOCS)
-        theirs = _run(reference, tokens, pixels)
     except (ZooError, FLMRInputError) as exc:
-        return Check("encodings", ok=False, value="unloadable", tolerance=TOLERANCE, detail=str(exc))
-    ids_equal = all(torch.equal(getattr(tokens, f), getattr(ref_tokens, f)) for f in _Encoded.__dataclass_fields__)
-    return _compare("encodings", ours, theirs, ids_equal, f"vs {reference_dir}")
+        return Check(name, ok=False, value="unloadable", tolerance=TOLERANCE, detail=str(exc))
+    given = _Encoded(*(torch.from_numpy(probe.inputs[f]) for f in _Encoded.__dataclass_fields__))
+    ids_equal = True
+    if probe.texts:
+        mine = _tokenize(model, probe.texts["queries"], probe.texts["docs"])
+        ids_equal = all(torch.equal(getattr(mine, f), getattr(given, f)) for f in _Encoded.__dataclass_fields__)
+    pixels = probe.inputs.get("pixel_values")
+    ours = _run(model, given, None if pixels is None else torch.from_numpy(pixels))
+    want = _Outputs(*(torch.from_numpy(probe.outputs[f]) for f in _Outputs.__dataclass_fields__))
+    return _compare(name, ours, want, ids_equal, f"vs {probe.reference}")
+
+
+def compare_models(model_dir: Path, reference_dir: Path) -> Check:
+    """Model vs a second model of the same architecture (e.g. the official hub repo) on the probe batch."""
+    probe = probe_from(reference_dir)
+    if isinstance(probe, str):
+        return Check("encodings", ok=False, value="reference unloadable", tolerance=TOLERANCE, detail=probe)
+    return check_probe(model_dir, probe, "encodings")
 
 
 def official_reference(manifest: Mapping[str, Any]) -> Path | None:
@@ -101,7 +131,7 @@ def official_reference(manifest: Mapping[str, Any]) -> Path | None:
     """
     if manifest.get("format") != "flmr-legacy":
         return None
-    config_dir = manifest.get("options", {}).get("config")
+    config_dir = provenance.local_options(manifest.get("options", {}))[0].get("config")
     if config_dir and any(Path(config_dir).glob("*.safetensors")):
         return Path(config_dir)
     wanted = _architecture(Path(config_dir) / "config.json") if config_dir else None
@@ -143,28 +173,32 @@ def _architecture(config_path: Path) -> dict[str, Any] | None:
 
 def golden(model_dir: Path, golden_dir: Path) -> Check:
     """Reproduce a golden fixture (inputs.pt / outputs.pt written by the authors' code)."""
-    from ..models.flmr import FLMRModelForRetrieval
-
     golden_dir = Path(golden_dir)
     try:
         inputs = torch.load(golden_dir / "inputs.pt", weights_only=True)
         expected = torch.load(golden_dir / "outputs.pt", weights_only=True)
     except (OSError, RuntimeError) as exc:
         return Check("golden", ok=False, value="fixture unreadable", tolerance=TOLERANCE, detail=str(exc))
-    try:
-        model = FLMRModelForRetrieval.from_pretrained(model_dir)
-    except (ZooError, FLMRInputError) as exc:
-        return Check("golden", ok=False, value="unloadable", tolerance=TOLERANCE, detail=str(exc))
-    given = _Encoded(
-        inputs["query_input_ids"], inputs["query_attention_mask"], inputs["doc_input_ids"], inputs["doc_attention_mask"]
+    names = {
+        "query_ids": "query_input_ids",
+        "query_mask": "query_attention_mask",
+        "doc_ids": "doc_input_ids",
+        "doc_mask": "doc_attention_mask",
+        "pixel_values": "pixel_values",
+    }
+    outputs = {"queries": "query_embeddings", "docs": "doc_embeddings", "doc_mask": "doc_mask", "scores": "scores"}
+    texts = (
+        {"queries": list(inputs["query_texts"]), "docs": list(inputs["doc_texts"])}
+        if "query_texts" in inputs and "doc_texts" in inputs
+        else {}
     )
-    ids_equal = True
-    if "query_texts" in inputs and "doc_texts" in inputs:
-        mine = _tokenize(model, inputs["query_texts"], inputs["doc_texts"])
-        ids_equal = all(torch.equal(getattr(mine, f), getattr(given, f)) for f in _Encoded.__dataclass_fields__)
-    ours = _run(model, given, inputs.get("pixel_values"))
-    want = _Outputs(expected["query_embeddings"], expected["doc_embeddings"], expected["doc_mask"], expected["scores"])
-    return _compare("golden", ours, want, ids_equal, f"fixture {golden_dir}")
+    probe = Probe(
+        {k: inputs[v].numpy() for k, v in names.items() if v in inputs},
+        {k: expected[v].numpy() for k, v in outputs.items()},
+        f"fixture {golden_dir}",
+        texts,
+    )
+    return check_probe(model_dir, probe, "golden")
 
 
 def _tokenize(model, queries, docs) -> _Encoded:

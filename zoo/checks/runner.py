@@ -1,8 +1,10 @@
 """Run the verify checks for a converted directory or a registry model, and record the result.
 
 `files` and `weights` are the same for every family; the family's checks module
-(zoo.families: Family.checks) provides `encodings`, `golden` and `registry_golden`. This
-module decides which checks apply and writes zoo_verify.json beside the model.
+(zoo.families: Family.checks) provides `encodings`, `golden` and `registry_golden`. Where the
+source is not on this machine (a pushed and downloaded copy), `encodings` cannot run and the
+`reference` check compares the model with the reference outputs stored at conversion instead.
+This module decides which checks apply and writes zoo_verify.json beside the model.
 """
 
 from __future__ import annotations
@@ -15,20 +17,42 @@ from .. import cache, manifest
 from ..errors import InputError
 from ..families import Family, family
 from ..registry import Entry
+from . import reference
 from .files import files
+from .reference import run_encodings
 from .report import Check, Report
 from .weights import weights
+
+
+def _encodings_kept(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> Check:
+    """The encodings check at conversion; the reference's probe outputs are kept in the directory."""
+    module = fam.checks_module()
+    probe = module.reference_probe(model_dir, draft)
+    if isinstance(probe, str):
+        return run_encodings(probe, lambda p: module.check_probe(model_dir, p, "encodings"))
+    reference.save(model_dir, probe)
+    return module.check_probe(model_dir, probe, "encodings")
+
 
 # check name -> how to run it on a directory not yet sealed (family, model dir, draft manifest)
 CONVERSION_CHECKS: Mapping[str, Callable[[Family, Path, Mapping[str, Any]], Check]] = {
     "weights": lambda fam, model_dir, draft: weights(model_dir, draft),
-    "encodings": lambda fam, model_dir, draft: fam.checks_module().encodings(model_dir, draft),
+    "encodings": _encodings_kept,
 }
 
 
 def conversion_checks(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> list[Check]:
     """The checks a family runs before a converted directory is renamed into place."""
     return [CONVERSION_CHECKS[name](fam, model_dir, draft) for name in fam.conversion_checks]
+
+
+def keep_reference(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> bool:
+    """Store the family's reference probe in a directory that is not a conversion (an adopted Hub repo)."""
+    probe = fam.checks_module().reference_probe(model_dir, draft)
+    if isinstance(probe, str):
+        return False
+    reference.save(model_dir, probe)
+    return True
 
 
 def verify_dir(model_dir: Path, *, golden: Path | None = None, entry: Entry | None = None) -> Report:
@@ -40,7 +64,11 @@ def verify_dir(model_dir: Path, *, golden: Path | None = None, entry: Entry | No
     checks = [files(model_dir, data, receipt)]
     if data.get("format"):
         checks.append(weights(model_dir, data))
-    checks.append(module.encodings(model_dir, data))
+    encodings = module.encodings(model_dir, data)
+    checks.append(encodings)
+    if not encodings.ran and (model_dir / reference.REFERENCE_FILENAME).is_file():
+        # the source is not here (a downloaded or moved copy): check against the outputs stored at conversion
+        checks.append(reference.stored_reference(model_dir, lambda p: module.check_probe(model_dir, p, "reference")))
     if golden is not None:
         if not Path(golden).is_dir():
             raise InputError(f"--golden {golden}: not a directory")

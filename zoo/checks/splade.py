@@ -31,10 +31,12 @@ from typing import Any
 
 import torch
 
+from .. import manifest
 from ..errors import ZooError
 from ..families.splade import load_sparse_encoder
 from ..models.splade import SpladeSpec, read_spec
 from ..registry import GoldenValue, load_registry
+from .reference import Probe, run_encodings
 from .report import Check
 from .similarity import max_abs_diff, min_row_cosine
 
@@ -73,31 +75,41 @@ LOAD_ERRORS = (ZooError, OSError, ValueError, KeyError, RuntimeError)
 
 def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     """SparseEncoder output vs the plain-transformers reference on the probe set (max abs diff, cosine)."""
+    return run_encodings(reference_probe(model_dir, manifest), lambda probe: check_probe(model_dir, probe, "encodings"))
+
+
+def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
+    """The probe texts through `reference_encode` (AutoModelForMaskedLM and the SPLADE formula)."""
+    try:
+        spec = read_spec(model_dir)
+        outputs = {
+            "query": reference_encode(spec, PROBE_QUERIES, "query").numpy(),
+            "document": reference_encode(spec, PROBE_DOCUMENTS, "document").numpy(),
+        }
+    except LOAD_ERRORS as exc:
+        return f"the plain-transformers reference cannot run on this directory: {type(exc).__name__}: {exc}"
+    texts = {"query": list(PROBE_QUERIES), "document": list(PROBE_DOCUMENTS)}
+    return Probe({}, outputs, "the plain-transformers SPLADE computation", texts)
+
+
+def check_probe(model_dir: Path, probe: Probe, name: str) -> Check:
+    """SparseEncoder on the probe texts vs the reference's vectors; sparsity next to the card's numbers."""
     try:
         spec = read_spec(model_dir)
         model = load_sparse_encoder(model_dir, device="cpu")
         ours = {
-            "query": _dense(
-                model.encode_query(list(PROBE_QUERIES), batch_size=len(PROBE_QUERIES), convert_to_sparse_tensor=False)
-            ),
-            "document": _dense(
-                model.encode_document(
-                    list(PROBE_DOCUMENTS), batch_size=len(PROBE_DOCUMENTS), convert_to_sparse_tensor=False
-                )
-            ),
-        }
-        theirs = {
-            "query": reference_encode(spec, PROBE_QUERIES, "query"),
-            "document": reference_encode(spec, PROBE_DOCUMENTS, "document"),
+            kind: _dense(encode(probe.texts[kind], batch_size=len(probe.texts[kind]), convert_to_sparse_tensor=False))
+            for kind, encode in (("query", model.encode_query), ("document", model.encode_document))
         }
     except LOAD_ERRORS as exc:
         return Check(
-            "encodings",
+            name,
             ok=False,
             value="error",
             tolerance=TOLERANCE,
             detail=f"could not encode the probe set: {type(exc).__name__}: {exc}",
         )
+    theirs = {kind: torch.from_numpy(probe.outputs[kind]) for kind in ("query", "document")}
     diffs: dict[str, float] = {}
     cosines: dict[str, float] = {}
     problems: list[str] = []
@@ -109,13 +121,13 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
         cosines[kind] = min_row_cosine(ours[kind], theirs[kind])
     worst = max(diffs.values(), default=math.inf)
     ok = not problems and math.isfinite(worst) and worst <= TOLERANCE
-    sparsity = _sparsity(ours, manifest.get("model_id"))
+    sparsity = _sparsity(ours, _model_id(model_dir))
     text = "; ".join(problems) or (
-        f"layout {spec.layout}; max abs diff query {diffs['query']:.2e} document {diffs['document']:.2e}; "
-        f"min cosine {min(cosines.values()):.8f}; {sparsity['summary']}"
+        f"vs {probe.reference}: layout {spec.layout}; max abs diff query {diffs['query']:.2e} "
+        f"document {diffs['document']:.2e}; min cosine {min(cosines.values()):.8f}; {sparsity['summary']}"
     )
     return Check(
-        "encodings",
+        name,
         ok=ok,
         value=worst,
         tolerance=TOLERANCE,
@@ -124,10 +136,17 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
             "layout": spec.layout,
             "max_abs_diff": diffs,
             "cosine": cosines,
-            "probe": {"queries": len(PROBE_QUERIES), "documents": len(PROBE_DOCUMENTS)},
+            "probe": {"queries": len(probe.texts["query"]), "documents": len(probe.texts["document"])},
             "sparsity": sparsity,
         },
     )
+
+
+def _model_id(model_dir: Path) -> str | None:
+    try:
+        return manifest.read(model_dir).get("model_id")
+    except ZooError:
+        return None
 
 
 def reference_encode(spec: SpladeSpec, texts: Sequence[str], kind: str) -> torch.Tensor:

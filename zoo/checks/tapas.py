@@ -10,6 +10,7 @@ cell table: there TF itself has no defined result (it raises on CPU).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .. import provenance
 from ..errors import FormatError
+from . import replay
+from .reference import Probe, run_encodings
 from .report import Check
 from .similarity import max_abs_diff, min_row_cosine
 
@@ -137,17 +141,20 @@ def _reader_outputs(model, tables) -> dict[str, np.ndarray]:
 
 # --- checks --------------------------------------------------------------------------------
 
+RETRIEVER_TYPE = "zoo_tapas_dual_encoder"
 
-def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
-    """Converted model vs zoo.reference.tapas_tf on the source checkpoint, on the probe batch."""
+
+def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
+    """The TF reference (zoo.reference.tapas_tf) on the source checkpoint, run on the fixed probe batch."""
     from converters.tapas_checkpoint import resolve
-    from zoo.models.tapas import TapasDualEncoder, load_pretrained
     from zoo.reference.tapas_tf import TapasTFReference
 
-    model = load_pretrained(model_dir)
-    config = model.config.to_dict()
-    options = manifest.get("options", {})
-    located = resolve(Path(manifest["source"]["path"]))
+    found = replay.inputs(manifest)
+    if isinstance(found, str):
+        return found
+    src, options = found
+    config = json.loads((model_dir / "config.json").read_text())
+    located = resolve(src)
     try:
         reference = TapasTFReference(
             located.files.prefix,
@@ -155,9 +162,10 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
             reset_position_index_per_cell=bool(options.get("reset_position_index_per_cell", False)),
         )
         tables = probe_batch(config)
-        if isinstance(model, TapasDualEncoder):
+        inputs = {f"tables.{k}": v for k, v in tables.items()}
+        if config.get("model_type") == RETRIEVER_TYPE:
             questions = question_probe(config)
-            got = _retriever_outputs(model, questions, tables)
+            inputs.update({f"questions.{k}": v for k, v in questions.items()})
             want = reference.dual_encoder(
                 questions["input_ids"],
                 questions["attention_mask"],
@@ -167,7 +175,6 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
                 max_query_length=int(options.get("max_query_length", config["max_query_length"])),
             )
         else:
-            got = _reader_outputs(model, tables)
             want = reference.reader(
                 tables["input_ids"],
                 tables["attention_mask"],
@@ -177,8 +184,27 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
             want["span_indexes"] = want["span_indexes"][0]
     finally:
         located.close()
+    return Probe(inputs, want, f"the TensorFlow reference on {provenance.describe(manifest.get('source'))}")
+
+
+def check_probe(model_dir: Path, probe: Probe, name: str) -> Check:
+    """The converted model on the probe's inputs vs the reference's outputs."""
+    from zoo.models.tapas import TapasDualEncoder, load_pretrained
+
+    model = load_pretrained(model_dir)
+    tables = {k.removeprefix("tables."): v for k, v in probe.inputs.items() if k.startswith("tables.")}
+    if isinstance(model, TapasDualEncoder):
+        questions = {k.removeprefix("questions."): v for k, v in probe.inputs.items() if k.startswith("questions.")}
+        got = _retriever_outputs(model, questions, tables)
+    else:
+        got = _reader_outputs(model, tables)
     lengths = ", ".join(str(int(n)) for n in tables["attention_mask"].sum(-1))
-    return compare("encodings", got, want, f"torch vs TF reference on a probe batch of lengths {lengths}")
+    return compare(name, got, probe.outputs, f"torch vs {probe.reference}, probe batch of lengths {lengths}")
+
+
+def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
+    """Converted model vs zoo.reference.tapas_tf on the source checkpoint, on the probe batch."""
+    return run_encodings(reference_probe(model_dir, manifest), lambda probe: check_probe(model_dir, probe, "encodings"))
 
 
 def golden(model_dir: Path, golden_dir: Path) -> Check:

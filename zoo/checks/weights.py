@@ -16,6 +16,7 @@ from safetensors import safe_open
 
 from ..errors import ZooError
 from ..safetensors_io import read_tensor_names
+from . import replay
 from .report import Check
 
 
@@ -27,13 +28,14 @@ def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
         return Check(
             "weights", ok=True, value="not applicable", detail="no conversion was applied (source already safetensors)"
         )
-    src = Path(manifest["source"]["path"])
-    if not src.exists() and not Path(str(src) + ".index").exists():
-        return Check("weights", ok=False, value="source missing", detail=f"source checkpoint not found at {src}")
+    found = replay.inputs(manifest)
+    if isinstance(found, str):
+        return Check("weights", ok=True, ran=False, value="not run", detail=f"{found}: nothing to replay")
+    src, options = found
     module = load_format(fmt)
     try:
-        reader = module.open_source(src, manifest.get("options", {}))
-        plan = module.plan_for(reader, manifest.get("options", {}))
+        reader = module.open_source(src, options)
+        plan = module.plan_for(reader, options)
     except ZooError as exc:
         return Check("weights", ok=False, value="source unreadable", detail=str(exc))
     stored = read_tensor_names(model_dir)

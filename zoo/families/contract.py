@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ..checks.reference import Probe
     from ..checks.report import Check
     from ..registry import GoldenValue
 
@@ -34,9 +35,17 @@ def import_attr(path: str) -> Any:
 
 
 class FamilyChecks(Protocol):
-    """A family's verify checks (zoo/checks/<family>.py); each returns a Check, never raises on a bad model."""
+    """A family's verify checks (zoo/checks/<family>.py); each returns a Check, never raises on a bad model.
+
+    `reference_probe` runs the family's independent reference on a fixed probe (or says why it
+    cannot run here); `check_probe` compares the model with such a probe, fresh or stored.
+    """
 
     def encodings(self, model_dir: Path, manifest: Mapping[str, Any]) -> Check: ...
+
+    def reference_probe(self, model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str: ...
+
+    def check_probe(self, model_dir: Path, probe: Probe, name: str) -> Check: ...
 
     def golden(self, model_dir: Path, golden_dir: Path) -> Check: ...
 

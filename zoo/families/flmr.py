@@ -33,6 +33,7 @@ FAMILY = Family(
     recognize=_recognize,
     input_errors=("zoo.models.flmr.configuration_flmr:FLMRInputError",),
     model_package="zoo.models.flmr",
+    conversion_checks=("weights", "encodings"),  # legacy checkpoints: vs the official hub model when it is here
     remote_code=RemoteCode(
         auto_map={
             "late-interaction": {
