@@ -3,7 +3,8 @@
 
 Speaks what zoo's URL source relies on (HEAD/GET, Content-Length, ETag = quoted hex md5,
 x-goog-hash crc32c/md5, x-goog-generation, Range -> 206/416, If-Match -> 412) and can misbehave
-on purpose: drop the connection after N body bytes, corrupt one byte, answer 503 first, throttle.
+on purpose: drop the connection after N body bytes, corrupt one byte, answer 503 first, throttle,
+answer 412 to every conditional request (as if the object changed each time).
 Faults can be changed at runtime (attribute writes in-process, or POST /_faults with JSON);
 GET /_stats returns the request log and the body bytes served per object.
 
@@ -45,6 +46,7 @@ class Faults:
     throttle: int | None = None  # body bytes per second
     omit_md5: bool = False  # x-goog-hash without md5, like composite objects
     ignore_range: bool = False  # answer 200 with the whole object to Range requests
+    fail_if_match: bool = False  # answer 412 to every request with If-Match, forever
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._empty(404)
             return
         if_match = self.headers.get("If-Match")
-        if if_match is not None and if_match.strip() not in ("*", obj.etag):
+        if if_match is not None and (self.gcs.faults.fail_if_match or if_match.strip() not in ("*", obj.etag)):
             record["status"] = 412
             self._empty(412)
             return
@@ -321,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throttle", type=int, help="body bytes per second")
     parser.add_argument("--omit-md5", action="store_true", help="x-goog-hash without md5 (composite objects)")
     parser.add_argument("--ignore-range", action="store_true", help="answer Range requests with 200")
+    parser.add_argument("--fail-if-match", action="store_true", help="answer 412 to every If-Match request")
     args = parser.parse_args(argv)
     faults = Faults(
         drop_after=args.drop_after,
@@ -330,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         throttle=args.throttle,
         omit_md5=args.omit_md5,
         ignore_range=args.ignore_range,
+        fail_if_match=args.fail_if_match,
     )
     server = GCSServer(args.root, args.port, faults)
     print(server.port, flush=True)

@@ -14,7 +14,9 @@ commits, as huggingface_hub pushes with HF_HUB_DISABLE_XET=1. Writes need an Aut
 header (`--token` pins the one accepted); a pushed repo is served like any other.
 
 Test hooks: `HubServer.tamper()` serves one flipped byte while advertising the true oid and
-size; `HubServer.stats()` (also `GET /_stats`) counts requests and per-file downloads.
+size; `HubServer.hostile()` makes the read API lie (another commit sha in model info, extra
+tree entries such as `../` paths); `HubServer.stats()` (also `GET /_stats`) counts requests and
+per-file downloads.
 
     python scripts/hub_server.py ROOT [--port 0] [--lfs-threshold 1024] [--token T] [--tamper org/name:path[@offset]]
 """
@@ -255,6 +257,7 @@ class HubServer:
         self.uploads = UploadStore(Path(root), self.index.tree_lock, self.index.is_lfs)
         self.token = token  # None: any bearer token may write
         self._tampered: dict[tuple[str, str], int] = {}
+        self._hostile: dict[str, dict[str, Any]] = {}  # repo -> {"commit": sha, "tree_extra": [items]}
         self._counts: collections.Counter[str] = collections.Counter()
         self._downloads: collections.Counter[str] = collections.Counter()
         self._log: list[dict[str, Any]] = []
@@ -301,6 +304,22 @@ class HubServer:
     def clear_tampering(self) -> None:
         with self._lock:
             self._tampered.clear()
+            self._hostile.clear()
+
+    def hostile(self, repo: str, *, commit: str | None = None, tree_extra: list[dict[str, Any]] | None = None) -> None:
+        """Read-side lies for `repo`: model info names `commit` (any string), the tree lists `tree_extra` too."""
+        with self._lock:
+            self._hostile[repo] = {"commit": commit, "tree_extra": list(tree_extra or [])}
+
+    def _lie_info(self, repo: str, info: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            lie = self._hostile.get(repo)
+        return {**info, "sha": lie["commit"]} if lie and lie["commit"] is not None else info
+
+    def _lie_tree(self, repo: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._lock:
+            lie = self._hostile.get(repo)
+        return items + lie["tree_extra"] if lie else items
 
     def commit(self, repo: str, branch: str = "main") -> str:
         return self.index.resolve(repo, branch).commit
@@ -468,14 +487,17 @@ class _HubHandler(BaseHTTPRequestHandler):
     def _api(self, repo: str, rest: list[str], query: dict[str, str]) -> Any:
         truthy = ("1", "true", "True")
         if not rest:
-            return model_info(repo, self.hub.index.resolve(repo, "main"), query.get("blobs") in truthy)
+            info = model_info(repo, self.hub.index.resolve(repo, "main"), query.get("blobs") in truthy)
+            return self.hub._lie_info(repo, info)
         if rest[0] == "revision" and len(rest) == 2:
-            return model_info(repo, self.hub.index.resolve(repo, rest[1]), query.get("blobs") in truthy)
+            info = model_info(repo, self.hub.index.resolve(repo, rest[1]), query.get("blobs") in truthy)
+            return self.hub._lie_info(repo, info)
         if rest[0] == "tree" and len(rest) >= 2:
             rev = self.hub.index.resolve(repo, rest[1])
-            return tree_listing(
+            listing = tree_listing(
                 rev, "/".join(rest[2:]), query.get("recursive") in truthy, query.get("expand") in truthy
             )
+            return self.hub._lie_tree(repo, listing)
         if rest == ["refs"]:
             branches = [
                 {"name": r.branch, "ref": f"refs/heads/{r.branch}", "targetCommit": r.commit}

@@ -93,7 +93,7 @@ def test_pull_survives_two_dropped_connections(gcs_server: Any, url_entry: Calla
     gcs_server.set_faults(drop_after=len(data) // 3, drop_times=2)
     entry = url_entry("t_tiny", gcs_server.url(OBJECT), size=len(data), sha256=sha256(data))
     raw_dir = http.pull(entry)
-    assert raw_dir == cache.paths("t_tiny").raw_dir
+    assert raw_dir == cache.paths("t_tiny").raw_version(sha256(data))  # content-addressed by the archive
     assert_extracted(raw_dir, data)
     receipt = cache.read_receipt("t_tiny")
     assert receipt["sha256"] == sha256(data) and receipt["size"] == len(data)
@@ -283,6 +283,7 @@ def test_null_hash_is_pinned_and_an_upstream_change_needs_repin(
     assert_extracted(http.pull(entry, force=True, repin=True), new)
     assert cache.read_pin("t_tiny")["sha256"] == sha256(new)
     assert cache.read_receipt("t_tiny")["sha256"] == sha256(new)
+    assert not raw_dir.exists()  # the superseded version goes when no conversion holds the model's lock
 
 
 def test_unsafe_archive_from_server_is_refused(gcs_server: Any, url_entry: Callable, gcs_env: Path) -> None:
@@ -418,7 +419,7 @@ def test_cli_killed_midway_resumes_on_the_next_run(
     second = zoo_pull("t_tiny", "--json")
     out, err = second.communicate(timeout=30)
     assert second.returncode == 0, err
-    assert json.loads(out)[0]["path"] == str(cache.paths("t_tiny").raw_dir)
+    assert json.loads(out)[0]["path"] == str(cache.paths("t_tiny").raw_version(sha256(data)))
     gets = requests_of(gcs_server)
     assert gets[-1]["range"] == f"bytes={kept}-" and gets[-1]["if_match"]
     assert served(gcs_server) < 2 * len(data)
@@ -435,10 +436,10 @@ def test_cli_four_concurrent_pulls_download_once(
     procs = [zoo_pull("t_tiny", "--json") for _ in range(4)]
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in results]
-    assert {json.loads(out)[0]["path"] for out, _ in results} == {str(cache.paths("t_tiny").raw_dir)}
+    assert {json.loads(out)[0]["path"] for out, _ in results} == {str(cache.paths("t_tiny").raw_version(sha256(data)))}
     assert served(gcs_server) == len(data)
     assert len(requests_of(gcs_server)) == 1
-    assert_extracted(cache.paths("t_tiny").raw_dir, data)
+    assert_extracted(cache.paths("t_tiny").raw_version(sha256(data)), data)
 
 
 @pytest.mark.parametrize(

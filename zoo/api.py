@@ -8,16 +8,18 @@ FormatError (exit 2 on the command line), so scripts and the CLI see the same ty
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import cache, conversion, manifest, sources
+from . import cache_admin, conversion, manifest, sources
+from .cache_admin import CacheCheck, CacheEntry, Removal
 from .checks.report import Report
-from .errors import InputError, NotCachedError, UnknownModelError, ZooError
+from .errors import FormatError, InputError, NotCachedError, UnknownModelError, ZooError
 from .families import family, translate
 from .judging import drift_table
 from .registry import Entry, load_registry
+from .sources.extract import zip_problem
 
 if TYPE_CHECKING:
     from .benchmarks import BenchResult
@@ -56,15 +58,12 @@ def get(model_id: str) -> Entry:
 
 
 def state(model: str | Entry) -> dict[str, bool]:
-    """Cache state (pulled / converted / verified); reads only local files."""
-    entry = model if isinstance(model, Entry) else get(model)
-    converted = cache.paths(entry.id).converted_dir
-    report = cache.read_json(converted / manifest.VERIFY_REPORT_FILENAME) or {}
-    return {
-        "pulled": sources.cached(entry) is not None,
-        "converted": manifest.exists(converted),
-        "verified": bool(report.get("ok")),
-    }
+    """Cache state (pulled / converted / verified), from the disk now (the HF cache included); no network.
+
+    pulled: every file the pull receipt lists is there; converted: every file the manifest lists
+    is there; verified: the last `zoo verify` passed and nothing it checked changed since.
+    """
+    return cache_admin.entry_state(model if isinstance(model, Entry) else get(model))
 
 
 def info(model_id: str) -> dict[str, Any]:
@@ -108,6 +107,8 @@ def convert(
     if format is not None:
         if out is None:
             raise InputError("converting a local artifact needs out= (--out DIR)")
+        if (problem := zip_problem(Path(model_or_path))) is not None:
+            raise FormatError(f"{model_or_path}: corrupt archive, a zip that cannot be read (truncated?): {problem}")
         return conversion.convert_local(
             Path(model_or_path), format, Path(out), options=options, force=force, progress=progress
         )
@@ -137,18 +138,40 @@ def resolve(model_id: str, *, progress: bool = False) -> Path:
 def path(model_id: str) -> Path:
     """Where the model is on disk: its converted directory, else its pulled files; never downloads."""
     entry = get(model_id)
-    converted = cache.paths(entry.id).converted_dir
-    if manifest.exists(converted):
-        return converted
-    pulled = sources.cached(entry)
-    if pulled is None:
+    where = cache_admin.model_path(entry)
+    if where is None:
         raise NotCachedError(f"{entry.id} is not in the cache; run `zoo pull {entry.id}` or `zoo convert {entry.id}`")
-    return pulled
+    return where
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """A converted directory's zoo_manifest.json (source, converter, notes, checks at conversion)."""
     return manifest.read(Path(directory))
+
+
+# --- the cache -----------------------------------------------------------------------------------
+
+
+def cache_list(models: Iterable[str] = ()) -> list[CacheEntry]:
+    """What each model (all with anything on disk, or the named ones) holds: parts, sizes, state."""
+    return cache_admin.cache_list(models)
+
+
+def cache_remove(models: Iterable[str], parts: Iterable[str] = (), *, dry_run: bool = False) -> list[Removal]:
+    """Remove parts ("archive", "raw", "converted"; default all) of models; a Hub model's "raw" is its
+    HF cache snapshot. CacheBusyError while a pull or conversion holds the model's lock."""
+    return cache_admin.cache_remove(models, parts, dry_run=dry_run)
+
+
+def cache_prune(*, archives: bool = False, dry_run: bool = False) -> list[Removal]:
+    """Remove leftovers of killed pulls and conversions, superseded and orphaned files (and with
+    `archives`, archives whose extraction is verified)."""
+    return cache_admin.cache_prune(archives=archives, dry_run=dry_run)
+
+
+def cache_verify(models: Iterable[str] = ()) -> list[CacheCheck]:
+    """Re-hash the cache offline against receipts, manifests and Hub oids; `check.ok`, `check.problems`."""
+    return cache_admin.cache_verify(models)
 
 
 # --- using and checking -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from . import api, families
 from ._version import __version__
-from .errors import InputError, VerifyFailed, ZooError
+from .errors import Aborted, InputError, VerifyFailed, ZooError
 from .judging import drift_table
 from .registry import Entry
 
@@ -201,6 +201,105 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    """Bytes in decimal units (kB = 1000 B)."""
+    if abs(n) < 1000:
+        return f"{n} B"
+    value, units = n / 1000, ["kB", "MB", "GB", "TB"]
+    while abs(value) >= 1000 and len(units) > 1:
+        value, units = value / 1000, units[1:]
+    return f"{value:.1f} {units[0]}"
+
+
+def cmd_cache_ls(args: argparse.Namespace) -> int:
+    entries = api.cache_list(args.models)
+    lines = []
+    for e in entries:
+        state = _state_text(e.state) if e.registered else "not in the registry"
+        lines.append(f"{e.id:46} {_size(e.size_bytes):>10}  {state:26} {e.to_dict()['last_modified'] or '-'}")
+        for p in e.parts:
+            linked = f" (+{_size(p.linked_bytes)} hard-linked)" if p.linked_bytes else ""
+            where = str(p.paths[0]) + (f" (+{len(p.paths) - 1} more)" if len(p.paths) > 1 else "")
+            lines.append(f"  {p.part:10} {_size(p.size_bytes):>10}{linked}  {where}")
+    total = sum(e.size_bytes for e in entries)
+    lines.append(f"total {_size(total)} ({total} bytes) in {len(entries)} model(s)")
+    _emit(args, [e.to_dict() for e in entries], "\n".join(lines))
+    return 0
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask on a terminal unless --yes; without a terminal, --yes is required."""
+    if args.yes or args.dry_run:
+        return
+    if not sys.stdin.isatty():
+        raise InputError(f"zoo cache {args.cache_verb} deletes files: pass --yes (stdin is not a terminal to ask on)")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise Aborted("nothing was removed")
+
+
+def _removals_text(removals: Sequence[Any], dry_run: bool) -> str:
+    verb = "would free" if dry_run else "freed"
+    lines = [
+        f"{r.id}: {r.part:9} {_size(r.size_bytes):>10}  {r.path}" + (f"  [{r.note}]" if r.note else "")
+        for r in removals
+    ]
+    total = sum(r.size_bytes for r in removals)
+    lines.append(f"{verb} {_size(total)} ({total} bytes)" + (" (dry run: nothing was deleted)" if dry_run else ""))
+    return "\n".join(lines)
+
+
+def _removals_json(removals: Sequence[Any], dry_run: bool) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "removed": [r.to_dict() for r in removals],
+        "freed_bytes": sum(r.size_bytes for r in removals),
+    }
+
+
+def cmd_cache_rm(args: argparse.Namespace) -> int:
+    parts = [p for p in ("archive", "raw", "converted") if getattr(args, p)]
+    plan = api.cache_remove(args.models, parts, dry_run=True)
+    if not plan:
+        _emit(args, _removals_json([], args.dry_run), "nothing to remove")
+        return 0
+    if not args.dry_run and not args.yes and not args.json:
+        print(_removals_text(plan, True).rsplit("\n", 1)[0], file=sys.stderr)
+    _confirm(args, f"remove these {len(plan)} item(s), {_size(sum(r.size_bytes for r in plan))}?")
+    removals = plan if args.dry_run else api.cache_remove(args.models, parts)
+    _emit(args, _removals_json(removals, args.dry_run), _removals_text(removals, args.dry_run))
+    return 0
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> int:
+    plan = api.cache_prune(archives=args.archives, dry_run=True)
+    if not plan:
+        _emit(args, _removals_json([], args.dry_run), "nothing to prune")
+        return 0
+    if not args.dry_run and not args.yes and not args.json:
+        print(_removals_text(plan, True).rsplit("\n", 1)[0], file=sys.stderr)
+    _confirm(args, f"remove these {len(plan)} item(s), {_size(sum(r.size_bytes for r in plan))}?")
+    removals = plan if args.dry_run else api.cache_prune(archives=args.archives)
+    _emit(args, _removals_json(removals, args.dry_run), _removals_text(removals, args.dry_run))
+    return 0
+
+
+def cmd_cache_verify(args: argparse.Namespace) -> int:
+    checks = api.cache_verify(args.models)
+    lines = []
+    for c in checks:
+        counted = ", ".join(f"{part} {n}" for part, n in c.checked.items()) or "nothing"
+        lines.append(f"{c.id}: {'OK' if c.ok else f'{len(c.problems)} problem(s)'} ({counted} file(s) checked)")
+        lines += [f"  {p}" for p in c.problems]
+    bad = [c for c in checks if not c.ok]
+    problems = sum(len(c.problems) for c in bad)
+    lines.append(f"FAILED: {problems} problem(s) in {len(bad)} model(s)" if bad else f"OK: {len(checks)} model(s)")
+    _emit(args, [c.to_dict() for c in checks], "\n".join(lines))
+    if bad:
+        raise VerifyFailed(f"cache verify: {problems} problem(s)", checks)
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -282,6 +381,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge-as", metavar="MODEL", help="registry id whose numbers a model directory is judged against")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("cache", help="what the cache holds: ls, rm, prune, verify")
+    cache_sub = p.add_subparsers(dest="cache_verb", required=True, parser_class=_Parser)
+    c = cache_sub.add_parser("ls", help="parts and sizes on disk per model, with state")
+    c.add_argument("models", nargs="*", metavar="MODEL")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cache_ls)
+    c = cache_sub.add_parser("rm", help="remove a model's files (default: all; a Hub model's HF cache snapshot too)")
+    c.add_argument("models", nargs="+", metavar="MODEL")
+    c.add_argument("--archive", action="store_true", help="only the downloaded archive (and partial downloads)")
+    c.add_argument("--raw", action="store_true", help="only the pulled files and their receipt (Hub: the snapshot)")
+    c.add_argument("--converted", action="store_true", help="only the converted directory")
+    c.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    c.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cache_rm)
+    c = cache_sub.add_parser("prune", help="remove leftovers of killed pulls/conversions and orphaned files")
+    c.add_argument("--archives", action="store_true", help="also archives whose extraction is verified")
+    c.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    c.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cache_prune)
+    c = cache_sub.add_parser("verify", help="re-hash archives, raw files, converted dirs and HF snapshots offline")
+    c.add_argument("models", nargs="*", metavar="MODEL")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_cache_verify)
     return parser
 
 

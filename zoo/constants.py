@@ -13,6 +13,7 @@ SHARD_BYTES = 2 * 1024**3  # product.md: shard model.safetensors above 2 GB
 
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_RETRIES = 6
+DOWNLOAD_RESTARTS = 3  # restarts from zero (412, changed object) before a download gives up
 DOWNLOAD_TIMEOUT_S = 30.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0

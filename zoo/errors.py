@@ -75,6 +75,27 @@ class DownloadError(ZooError, OSError):
     """The network or server failed after retries."""
 
 
+class BadResponseError(DownloadError):
+    """A server answered something zoo refuses to use: a path that would escape the cache, a
+    malformed commit sha or oid, a revision that is no ref name."""
+
+
+class CacheBusyError(ZooError):
+    """A pull or conversion of the model holds its lock; the cache operation was refused."""
+
+
+class Aborted(ZooError):
+    """The user declined the confirmation; nothing was changed."""
+
+
+class UploadError(ZooError):
+    """A Hub refused or dropped an upload; `status` is its HTTP answer when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class IntegrityError(ZooError):
     """Bytes on disk or on the wire do not match what was expected."""
 

@@ -110,13 +110,16 @@ def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> N
 
 def read_tensor_names(directory: Path) -> dict[str, str]:
     """Map tensor name -> file for a single-file or sharded safetensors model directory."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     index = _index(directory)
     if index is not None:
         return index
-    with safe_open(str(directory / WEIGHTS_NAME), framework="np") as fh:
-        return dict.fromkeys(fh.keys(), WEIGHTS_NAME)
+    try:
+        with safe_open(str(directory / WEIGHTS_NAME), framework="np") as fh:
+            return dict.fromkeys(fh.keys(), WEIGHTS_NAME)
+    except (OSError, SafetensorError) as exc:  # missing, or a damaged header
+        raise FormatError(f"{directory / WEIGHTS_NAME}: unreadable safetensors file ({exc})") from None
 
 
 def weight_files(directory: Path) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from ..errors import InputError
+from .. import cache
+from ..errors import InputError, NotCachedError
 from ..registry import Entry
 
 SOURCES: dict[str, str] = {"url": "zoo.sources.http", "hf": "zoo.sources.hf"}
@@ -32,3 +34,27 @@ def pull(entry: Entry, *, force: bool = False, progress: bool = False, repin: bo
 def cached(entry: Entry) -> Path | None:
     """The verified local copy, or None; never touches the network."""
     return source_for(entry).cached(entry)
+
+
+def located(entry: Entry) -> tuple[Path, dict[str, Any]] | None:
+    """The verified local copy and the receipt that describes it, from one read of the receipt.
+
+    A concurrent `pull --force` may write a new receipt at any time: a caller that needs both the
+    files and what they are (a conversion recording its source) must take them together.
+    """
+    receipt = cache.read_receipt(entry.id)
+    if receipt is None:
+        return None
+    path = source_for(entry).cached(entry, receipt)
+    return (path, receipt) if path is not None else None
+
+
+def obtain(entry: Entry, *, progress: bool = False) -> tuple[Path, dict[str, Any]]:
+    """`located`, pulling first when the entry is not in the cache."""
+    found = located(entry)
+    if found is None:
+        pull(entry, progress=progress)
+        found = located(entry)
+    if found is None:
+        raise NotCachedError(f"{entry.id}: its files went missing right after the pull; pull it again")
+    return found

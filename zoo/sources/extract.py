@@ -144,8 +144,34 @@ def safe_extract(zip_path: Path, dest: Path) -> Path:
                 except zipfile.BadZipFile as exc:
                     raise _unsafe(zip_path, info.filename, f"data does not match its header ({exc})") from exc
         cache.replace_dir(tmp, dest)
-    except zipfile.BadZipFile as exc:
-        raise FormatError(f"{zip_path}: not a readable zip archive ({exc})") from exc
+    except (zipfile.BadZipFile, EOFError) as exc:
+        what = "not a readable zip archive"
+        if _starts_like_zip(zip_path):
+            what = "corrupt zip archive, truncated or damaged"
+        raise FormatError(f"{zip_path}: {what} ({exc})") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def zip_problem(path: Path) -> str | None:
+    """Why a file that starts like a zip (checkpoint zips, torch .ckpt) cannot be read as one; None if it
+    can, or if it is no zip at all. A truncated download has lost its central directory at the end."""
+    if not _starts_like_zip(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            zf.infolist()
+    except (zipfile.BadZipFile, EOFError) as exc:
+        return str(exc) or type(exc).__name__
+    except OSError:
+        return None  # not a readable file: the caller's own checks say what is wrong
+    return None
+
+
+def _starts_like_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False

@@ -5,6 +5,10 @@ commit, as the tree endpoint lists it: sha256 for LFS files, git-blob sha1 for t
 receipt then records the commit and the sha256 of every file, so later pulls, `cached`,
 `files_check` and offline use need no network. Files live in the standard HF cache
 (HF_HUB_CACHE / HF_HOME), so transformers and sentence-transformers share them.
+
+Names that come from a server (the commit sha, tree paths, oids) or from a receipt on disk are
+validated before they become paths: a `..` path or a malformed sha is a BadResponseError, and
+nothing is written for it.
 """
 
 from __future__ import annotations
@@ -33,13 +37,16 @@ from huggingface_hub.hf_api import RepoFile
 from tqdm.auto import tqdm
 
 from .. import cache, constants
-from ..errors import DownloadError, FormatError, IntegrityError, OfflineError
+from ..errors import BadResponseError, DownloadError, FormatError, IntegrityError, OfflineError
 from ..registry import Entry
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REVISION = "main"
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# a git ref name as the Hub uses them (branches, tags, refs/pr/N): no `..`, no leading `/` or `-`
+REVISION_RE = re.compile(r"^(?!.*\.\.)(?!.*//)(?![/.-])[A-Za-z0-9._/-]{1,255}(?<![/.])$")
 
 
 @dataclass(frozen=True)
@@ -91,16 +98,22 @@ def pull(entry: Entry, *, force: bool = False, progress: bool = False) -> Path:
         return _download(entry, repo, revision, force=force, progress=progress)
 
 
-def cached(entry: Entry) -> Path | None:
-    """The verified snapshot dir if the receipt matches the entry and every file is present; no hashing."""
+def cached(entry: Entry, receipt: Mapping[str, Any] | None = None) -> Path | None:
+    """The verified snapshot dir if the receipt matches the entry and every file is present; no hashing.
+
+    `receipt`: one already read (else it is read now).
+    """
     repo, revision = _repo_revision(entry)
-    receipt = cache.read_receipt(entry.id)
+    receipt = cache.read_receipt(entry.id) if receipt is None else receipt
     if not _receipt_matches(receipt, repo, revision):
         return None
     snapshot = snapshot_dir(receipt["repo"], receipt["commit"])
     for rel, info in receipt["files"].items():
         path = snapshot / rel
-        if not path.is_file() or path.stat().st_size != info["size"]:
+        try:
+            if not path.is_file() or path.stat().st_size != info["size"]:
+                return None
+        except (OSError, TypeError, KeyError):
             return None
     return snapshot
 
@@ -131,8 +144,65 @@ def files_check(entry_or_receipt: Entry | Mapping[str, Any]) -> list[str]:
 
 def snapshot_dir(repo: str, commit: str) -> Path:
     """Where huggingface_hub keeps `repo` at `commit` in the current HF cache."""
+    if not COMMIT_RE.fullmatch(commit) or not repo_name_ok(repo):
+        raise BadResponseError(f"refusing to build an HF cache path from repo {repo!r} and commit {commit!r}")
+    return repo_folder(repo) / "snapshots" / commit
+
+
+def repo_folder(repo: str) -> Path:
+    """The repo's folder in the current HF cache (models--org--name)."""
     root = constants.hf_hub_cache().resolve()  # as snapshot_download returns it
-    return root / repo_folder_name(repo_id=repo, repo_type="model") / "snapshots" / commit
+    return root / repo_folder_name(repo_id=repo, repo_type="model")
+
+
+def check_commit(commit: object, where: str) -> str:
+    """A commit sha from a server must be 40 lowercase hex digits before it names a directory."""
+    if not isinstance(commit, str) or not COMMIT_RE.fullmatch(commit):
+        raise BadResponseError(f"{where}: the server sent the commit sha {commit!r}, not 40 hex digits; refused")
+    return commit
+
+
+def check_tree(files: list[RemoteFile], where: str) -> dict[str, RemoteFile]:
+    """Tree entries from a server: safe relative paths, well-formed oids, sizes; else BadResponseError."""
+    out: dict[str, RemoteFile] = {}
+    folded: set[str] = set()
+    for rf in files:
+        problem = path_problem(rf.path)
+        if problem is None and not (isinstance(rf.size, int) and rf.size >= 0):
+            problem = f"size {rf.size!r}"
+        if problem is None and not (isinstance(rf.git_oid, str) and COMMIT_RE.fullmatch(rf.git_oid)):
+            problem = f"git oid {rf.git_oid!r}"
+        if problem is None and rf.lfs_sha256 is not None and not SHA256_RE.fullmatch(str(rf.lfs_sha256)):
+            problem = f"LFS sha256 {rf.lfs_sha256!r}"
+        if problem is None and rf.path.casefold() in folded:
+            problem = "listed twice"
+        if problem is not None:
+            raise BadResponseError(
+                f"{where}: the server lists the file {rf.path!r}: {problem}; refused, nothing written"
+            )
+        folded.add(rf.path.casefold())
+        out[rf.path] = rf
+    return out
+
+
+def path_problem(rel: object) -> str | None:
+    """Why `rel` cannot be a file path inside a snapshot, or None when it can."""
+    if not isinstance(rel, str) or not rel:
+        return "empty or not a string"
+    if "\x00" in rel or "\\" in rel:
+        return "NUL byte or backslash in the path"
+    if rel.startswith("/") or re.match(r"^[A-Za-z]:", rel):
+        return "absolute path"
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "'..', '.' or an empty component in the path"
+    return None
+
+
+def repo_name_ok(repo: object) -> bool:
+    if not isinstance(repo, str) or repo.count("/") != 1:
+        return False
+    return all(p and p not in (".", "..") and path_problem(p) is None for p in repo.split("/"))
 
 
 # --- download and verify -----------------------------------------------------------
@@ -141,15 +211,20 @@ def snapshot_dir(repo: str, commit: str) -> Path:
 def _download(entry: Entry, repo: str, revision: str, *, force: bool, progress: bool) -> Path:
     endpoint = constants.hf_endpoint()
     api = HfApi(endpoint=endpoint)
+    where = f"{entry.id}: HF repo {repo!r} at {endpoint}"
     with _hub_errors(entry, repo, revision, endpoint):
         commit = revision if COMMIT_RE.fullmatch(revision) else api.model_info(repo, revision=revision).sha
         if not commit:
             raise DownloadError(f"{endpoint}: no commit sha for {repo}@{revision}")
-        remote = {
-            f.path: RemoteFile(f.path, f.size, f.blob_id, f.lfs.sha256 if f.lfs else None)
-            for f in api.list_repo_tree(repo, revision=commit, recursive=True)
-            if isinstance(f, RepoFile)
-        }
+        commit = check_commit(commit, where)
+        remote = check_tree(
+            [
+                RemoteFile(f.path, f.size, f.blob_id, f.lfs.sha256 if f.lfs else None)
+                for f in api.list_repo_tree(repo, revision=commit, recursive=True)
+                if isinstance(f, RepoFile)
+            ],
+            where,
+        )
         log.info("downloading %s@%s (%d files) from %s", repo, commit[:12], len(remote), endpoint)
         snapshot = Path(
             snapshot_download(
@@ -192,7 +267,7 @@ def _verify_download(
     if missing:
         raise DownloadError(f"{repo}@{commit[:12]}: download incomplete, missing {', '.join(missing)}")
     for rel, rf in sorted(remote.items()):
-        sha256, git_sha1, size = _hash(snapshot / rel, git=rf.lfs_sha256 is None)
+        sha256, git_sha1, size = hash_file(snapshot / rel, git=rf.lfs_sha256 is None)
         actual = sha256 if rf.lfs_sha256 else (git_sha1 or "")
         if actual != rf.oid or size != rf.size:
             bad.append((rf, actual, size))
@@ -268,18 +343,28 @@ class _QuietTqdm(tqdm):
 
 
 def _repo_revision(entry: Entry) -> tuple[str, str]:
-    if entry.source.kind != "hf" or not entry.source.repo or entry.source.repo.count("/") != 1:
+    if entry.source.kind != "hf" or not repo_name_ok(entry.source.repo):
         raise FormatError(f"{entry.id}: not an HF repo source (need source.repo 'org/name')")
-    return entry.source.repo, entry.source.revision or DEFAULT_REVISION
+    assert entry.source.repo is not None
+    revision = entry.source.revision or DEFAULT_REVISION
+    if not REVISION_RE.fullmatch(revision):
+        raise FormatError(f"{entry.id}: source.revision {revision!r} is not a branch, tag or commit name")
+    return entry.source.repo, revision
 
 
 def _receipt_matches(receipt: Mapping[str, Any] | None, repo: str, revision: str) -> TypeGuard[Mapping[str, Any]]:
+    """The receipt is for this repo and revision, and its names are safe to use as paths."""
     if not receipt or receipt.get("kind") != "hf" or receipt.get("repo") != repo:
         return False
-    return receipt.get("revision") == revision or receipt.get("commit") == revision
+    if not (receipt.get("revision") == revision or receipt.get("commit") == revision):
+        return False
+    files = receipt.get("files")
+    if not isinstance(receipt.get("commit"), str) or not COMMIT_RE.fullmatch(receipt["commit"]):
+        return False
+    return isinstance(files, dict) and all(path_problem(rel) is None for rel in files)
 
 
-def _hash(path: Path, *, git: bool) -> tuple[str, str | None, int]:
+def hash_file(path: Path, *, git: bool) -> tuple[str, str | None, int]:
     """sha256, git-blob sha1 (when `git`) and size, in one read."""
     size = path.stat().st_size
     sha256 = hashlib.sha256()
@@ -303,7 +388,7 @@ def _audit(snapshot: Path, files: Mapping[str, Mapping[str, Any]], *, hash_files
     audit.extra.extend(sorted(present - set(files)))
     if hash_files:
         for rel in sorted(present & set(files)):
-            actual, _, _ = _hash(snapshot / rel, git=False)
+            actual, _, _ = hash_file(snapshot / rel, git=False)
             if actual != files[rel]["sha256"]:
                 audit.changed.append((rel, files[rel]["sha256"], actual))
     return audit
@@ -334,6 +419,10 @@ def _hub_errors(entry: Entry, repo: str, revision: str, endpoint: str) -> Iterat
         raise DownloadError(f"{where}: cannot reach {endpoint}: {exc}") from exc
     except HfHubHTTPError as exc:
         raise DownloadError(f"{where}: Hub error at {endpoint}: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:  # huggingface_hub refusing what the server sent
+        if isinstance(exc, BadResponseError):
+            raise
+        raise BadResponseError(f"{where}: the server's answer at {endpoint} was refused: {exc}") from exc
     except OSError as exc:
         if isinstance(exc, DownloadError):
             raise

@@ -3,20 +3,28 @@
 `pull` decides first (reuse / extract / fetch) from local state alone, then acts. Bytes go to
 `<file>.part` with a `.part.json` record (url, etag, generation, size), so a broken connection
 resumes with `Range` + `If-Match`, in this run or the next; a changed object (412, other ETag)
-restarts from zero and never splices two versions. The completed file is checked (size, GCS
-md5/crc32c, registry hashes, sha256 or its trust-on-first-use pin) before it gets its final name.
+restarts from zero and never splices two versions, a few times with backoff, then gives up and
+says so. A host name that does not resolve fails at once (the next mirror is tried). The
+completed file is checked (size, GCS md5/crc32c, registry hashes, sha256 or its
+trust-on-first-use pin, which records the mirror it came from) before it gets its final name.
 Any mismatch deletes the bytes. The whole pull runs under the model's lock, and the receipt is
 re-read after taking it, so concurrent pulls of one model download once.
+
+The archive is extracted into `raw/<id>/<archive sha256>/` and the receipt then points at that
+directory: a `pull --force` never changes the files of a directory a conversion is reading, and
+older versions are removed only while no conversion of the model holds its lock.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import random
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,9 +170,10 @@ def check_pin(entry: Entry, pin: dict[str, Any] | None, got: Digests, url: str) 
         return
     if pin.get("sha256") == got.sha256 and pin.get("size") == got.size:
         return
+    via = f" (pinned from the mirror {pin['fetched_from']})" if pin.get("mirror") and pin.get("fetched_from") else ""
     raise IntegrityError(
         f"{entry.id}: the upstream file changed since it was pinned"
-        f" on {pin.get('pinned_at', '?')}: {entry.source.url} was sha256 {pin.get('sha256')}"
+        f" on {pin.get('pinned_at', '?')}{via}: {entry.source.url} was sha256 {pin.get('sha256')}"
         f" ({pin.get('size')} bytes), it is now sha256 {got.sha256} ({got.size} bytes). The download was"
         f" deleted. If the change is expected, re-pin with `zoo pull {entry.id} --force --repin`.",
         expected=pin.get("sha256"),
@@ -183,12 +192,24 @@ def candidate_urls(url: str) -> list[str]:
 # --- public API -------------------------------------------------------------------------
 
 
-def cached(entry: Entry) -> Path | None:
-    """The extracted directory if a receipt for this entry exists; no rehash (verify does that)."""
-    lay = layout(entry)
-    if receipt_matches(entry, cache.read_receipt(entry.id)) and lay.paths.raw_dir.is_dir():
-        return lay.paths.raw_dir
-    return None
+def cached(entry: Entry, receipt: dict[str, Any] | None = None) -> Path | None:
+    """The extracted directory if a receipt for this entry exists and every file it lists is there
+    with its recorded size; no rehash (`zoo cache verify` does that). `receipt`: one already read."""
+    receipt = cache.read_receipt(entry.id) if receipt is None else receipt
+    if not receipt_matches(entry, receipt):
+        return None
+    assert receipt is not None
+    raw = cache.receipt_raw_dir(entry.id, receipt)
+    files = receipt.get("files")
+    if raw is None or not isinstance(files, dict):
+        return None
+    for rel, info in files.items():
+        try:
+            if (raw / rel).stat().st_size != info["size"]:
+                return None
+        except (OSError, TypeError, KeyError):
+            return None
+    return raw
 
 
 def pull(entry: Entry, *, force: bool = False, progress: bool = False, repin: bool = False) -> Path:
@@ -199,13 +220,14 @@ def pull(entry: Entry, *, force: bool = False, progress: bool = False, repin: bo
     lay = layout(entry)
     offline = constants.is_offline()
     before = cache.read_receipt(entry.id)
-    if not force and cached(entry) is not None:
-        return lay.paths.raw_dir
+    if not force and (raw := cached(entry, before)) is not None:
+        return raw
     if offline and (force or not _archive_ok(lay)):
         raise _offline_error(entry, lay, force=force)  # at once: no lock wait, no socket
     with cache.locked(entry.id):
-        if force and cache.read_receipt(entry.id) != before and cached(entry) is not None:
-            return lay.paths.raw_dir  # another process re-pulled while we waited for the lock
+        now = cache.read_receipt(entry.id)
+        if force and now != before and (raw := cached(entry, now)) is not None:
+            return raw  # another process re-pulled while we waited for the lock
         return _pull_locked(entry, lay, force=force, progress=progress, repin=repin, offline=offline)
 
 
@@ -225,10 +247,11 @@ def _offline_error(entry: Entry, lay: Layout, *, force: bool) -> OfflineError:
 
 
 def _pull_locked(entry: Entry, lay: Layout, *, force: bool, progress: bool, repin: bool, offline: bool) -> Path:
-    action = decide(receipt_ok=cached(entry) is not None, archive_ok=_archive_ok(lay), force=force)
+    raw = cached(entry)
+    action = decide(receipt_ok=raw is not None, archive_ok=_archive_ok(lay), force=force)
     logger.debug("%s: %s", entry.id, action)
-    if action == "reuse":
-        return lay.paths.raw_dir
+    if action == "reuse" and raw is not None:
+        return raw
     if action == "extract":
         remote, got = _reverify_archive(entry, lay, repin=repin)
     elif offline:
@@ -273,12 +296,13 @@ def _check_all(entry: Entry, remote: RemoteInfo, got: Digests, url: str, *, repi
 
 
 def _install(entry: Entry, lay: Layout, remote: RemoteInfo, got: Digests) -> Path:
-    """Extract the verified archive beside raw_dir, swap it in, then record the pin (if any) and receipt.
+    """Extract the verified archive into raw/<id>/<sha256>/, then record the pin (if any) and receipt.
 
-    The old receipt is dropped only right before the swap, so a failed extraction leaves an
-    earlier good pull usable.
+    The receipt moves from the old directory to the new one in one atomic write, so a failed
+    extraction leaves an earlier good pull usable, and a directory already extracted from the
+    same bytes (a `pull --force` of an unchanged file) is kept, not swapped under its readers.
     """
-    raw_dir = lay.paths.raw_dir
+    raw_dir = lay.paths.raw_version(got.sha256)
     staging = cache.temp_sibling(raw_dir, ".staging")
     try:
         if entry.source.archive == "zip":
@@ -287,13 +311,15 @@ def _install(entry: Entry, lay: Layout, remote: RemoteInfo, got: Digests) -> Pat
             staging.mkdir(parents=True)
             shutil.copyfile(lay.archive, staging / lay.archive.name)
         files = cache.hash_tree(staging)
-        cache.drop_receipt(entry.id)
-        cache.replace_dir(staging, raw_dir)
+        if not (raw_dir.is_dir() and cache.compare_tree(raw_dir, files) == []):
+            cache.replace_dir(staging, raw_dir)
     except (UnsafeArchiveError, FormatError):
         _discard(lay.archive, lay.archive_record)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            lay.paths.raw_dir.rmdir()  # only if nothing was ever extracted there
     identity = {
         "url": entry.source.url,
         "sha256": got.sha256,
@@ -307,8 +333,17 @@ def _install(entry: Entry, lay: Layout, remote: RemoteInfo, got: Digests) -> Pat
     if entry.source.sha256 is None:
         pin = cache.read_pin(entry.id)
         if pin is None or pin.get("url") != entry.source.url or pin.get("sha256") != got.sha256:
-            cache.write_pin(entry.id, {**identity, "pinned_at": now})
-            logger.info("%s: pinned sha256 %s on first pull", entry.id, got.sha256)
+            cache.write_pin(entry.id, {**identity, **pin_origin(entry, remote.url), "pinned_at": now})
+            if remote.url != entry.source.url:
+                logger.warning(
+                    "%s: sha256 %s pinned from the mirror %s, not from %s (recorded in the pin as fetched_from)",
+                    entry.id,
+                    got.sha256,
+                    remote.url,
+                    entry.source.url,
+                )
+            else:
+                logger.info("%s: pinned sha256 %s on first pull", entry.id, got.sha256)
     cache.write_receipt(
         entry.id,
         {
@@ -321,7 +356,37 @@ def _install(entry: Entry, lay: Layout, remote: RemoteInfo, got: Digests) -> Pat
             "pulled_at": now,
         },
     )
+    _drop_stale_versions(entry, keep=raw_dir)
     return raw_dir
+
+
+def pin_origin(entry: Entry, fetched_from: str) -> dict[str, Any]:
+    """Where a pinned hash was observed: the origin URL itself, or the mirror (never silently the origin)."""
+    if fetched_from == entry.source.url:
+        return {"fetched_from": fetched_from, "mirror": None}
+    return {"fetched_from": fetched_from, "mirror": fetched_from[: len(fetched_from) - len(_url_tail(entry))]}
+
+
+def _url_tail(entry: Entry) -> str:
+    parts = urlsplit(entry.source.url or "")
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _drop_stale_versions(entry: Entry, keep: Path) -> None:
+    """Remove other raw versions of the model (and leftovers of killed extractions), unless a
+    conversion of the model is running: it may be reading one of them (`zoo cache prune` later)."""
+    raw_root = cache.paths(entry.id).raw_dir
+    with cache.try_locked(cache.paths(entry.id).convert_lock_file) as free:
+        if not free:
+            logger.info("%s: a conversion is running; older raw versions are left for `zoo cache prune`", entry.id)
+            return
+        for child in raw_root.iterdir():
+            if child != keep:
+                logger.info("%s: removing the superseded raw version %s", entry.id, child)
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
 
 
 # --- fetching -------------------------------------------------------------------------
@@ -373,7 +438,7 @@ def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tup
 def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progress: bool) -> tuple[RemoteInfo, Digests]:
     """Download `url` into the part file, resuming and retrying until it is complete."""
     hasher = _Hasher()
-    failures = last_count = 0
+    failures = last_count = restarts = 0
     remote: RemoteInfo | None = None
     with tqdm(
         total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.id, disable=not progress, leave=False
@@ -390,20 +455,48 @@ def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progre
                     return remote, hasher.digests()
                 return _stream(client, url, lay, remote, offset, hasher, bar), hasher.digests()
             except _Restart as exc:
-                logger.info("%s: %s; restarting from zero", entry.id, exc)
                 _discard(lay.part, lay.part_record)
                 hasher.reset()
                 remote = None
+                restarts += 1
+                if restarts > constants.DOWNLOAD_RESTARTS:
+                    raise DownloadError(
+                        f"gave up after {restarts} restarts from zero: {exc} every time (the object keeps"
+                        " changing, or the server refuses every conditional request); nothing was kept"
+                    ) from None
+                delay = 0.0 if restarts == 1 else _backoff(restarts - 1)
+                logger.warning("%s: %s; restarting from zero (restart %d) in %.1fs", entry.id, exc, restarts, delay)
+                time.sleep(delay)
             except (_Transient, httpx2.TransportError) as exc:
+                if isinstance(exc, httpx2.TransportError) and (why := name_resolution_failure(exc)):
+                    host = urlsplit(url).hostname
+                    raise DownloadError(f"cannot resolve the host name {host!r}: {why} (not retried)") from None
                 if hasher.count > last_count:  # progress was made: a fresh retry budget for the rest
                     failures, last_count = 0, hasher.count
                 failures += 1
                 if failures > constants.DOWNLOAD_RETRIES:
                     raise DownloadError(f"gave up after {failures} attempts: {exc}") from exc
-                delay = min(constants.BACKOFF_MAX_S, constants.BACKOFF_BASE_S * 2 ** (failures - 1))
-                delay *= 0.5 + random.random() / 2
+                delay = _backoff(failures)
                 logger.warning("%s: %s (attempt %d); retrying in %.1fs", entry.id, exc, failures, delay)
                 time.sleep(delay)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter for the `attempt`-th retry (1-based)."""
+    delay = min(constants.BACKOFF_MAX_S, constants.BACKOFF_BASE_S * 2 ** (attempt - 1))
+    return delay * (0.5 + random.random() / 2)
+
+
+def name_resolution_failure(exc: BaseException) -> str | None:
+    """Why the host name did not resolve, if that is what `exc` is (a DNS answer will not change on retry)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current.strerror or str(current)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _check_early_size(entry: Entry, remote: RemoteInfo, url: str, lay: Layout) -> None:
