@@ -160,7 +160,7 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
         _copy_files(config_dir / sub, out / sub)
     notes = [f"{len(files)} safetensors file(s) in the hub layout; {len(the_plan.skipped)} non-weight tensors skipped"]
     if vision_dir is not None:
-        notes.append(f"vision tower from {vision_dir} (the legacy checkpoint has none)")
+        notes.append(f"vision tower from {vision_dir.name} (the legacy checkpoint has none)")
     if reader.placeholders:
         notes.append("checkpoint objects not reconstructed (restricted unpickler): " + ", ".join(reader.placeholders))
     return ConversionResult(

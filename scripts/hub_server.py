@@ -404,7 +404,7 @@ class _HubHandler(BaseHTTPRequestHandler):
             self._authorize()
             self._send_json(self._post(segs, body), head=False)
         except HubError as exc:
-            self._send_error(exc.status, exc.code, str(exc), None, head=False)
+            self._send_error(exc.status, exc.code, str(exc), None, head=False, **exc.body)
         except NotFound as exc:
             self._send_error(404, exc.code, str(exc), exc.commit, head=False)
         except (BrokenPipeError, ConnectionResetError):
@@ -561,8 +561,10 @@ class _HubHandler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(data)
 
-    def _send_error(self, status: int, code: str | None, message: str, commit: str | None, head: bool) -> None:
-        data = json.dumps({"error": message}).encode()
+    def _send_error(
+        self, status: int, code: str | None, message: str, commit: str | None, head: bool, **body: Any
+    ) -> None:
+        data = json.dumps({"error": message, **body}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -42,8 +42,8 @@ class Readable(Protocol):
 class HubError(Exception):
     """An HTTP error answer: status, the Hub's X-Error-Code, and a message."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
-        self.status, self.code = status, code
+    def __init__(self, status: int, message: str, code: str | None = None, **body: Any) -> None:
+        self.status, self.code, self.body = status, code, body  # body: extra JSON fields, as the Hub sends them
         super().__init__(message)
 
 
@@ -84,7 +84,9 @@ class UploadStore:
         target = self.root / repo
         with self.tree_lock:
             if target.exists():
-                raise HubError(409, f"You already created this model repo: {repo}", "RepoExists")
+                raise HubError(
+                    409, f"You already created this model repo: {repo}", "RepoExists", url=f"{base_url}/{repo}"
+                )
             target.mkdir(parents=True)
         return {"url": f"{base_url}/{repo}", "name": repo, "id": repo}
 

@@ -23,6 +23,7 @@ from .sources.extract import zip_problem
 
 if TYPE_CHECKING:
     from .benchmarks import BenchResult
+    from .hub import PushResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -217,6 +218,27 @@ def verify(model_id_or_dir: str | Path, golden: str | Path | None = None) -> Rep
 
     where, entry = _locate(model_id_or_dir)
     return verify_dir(where, golden=Path(golden) if golden is not None else None, entry=entry)
+
+
+@_typed_errors
+def push(
+    model_or_dir: str | Path,
+    repo: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    message: str | None = None,
+    force: bool = False,
+) -> PushResult:
+    """Verify, then upload a converted model to a Hub repo (HF_ENDPOINT, HF_TOKEN or a stored login).
+
+    A model that does not pass verify is refused (VerifyFailed) unless `force`, and then its
+    card says the upload is unverified. Pushing unchanged files again makes no new commit.
+    """
+    from .hub import push as push_dir
+
+    where, entry = _locate(model_or_dir)
+    return push_dir(where, entry, repo, revision=revision, private=private, message=message, force=force)
 
 
 @_typed_errors

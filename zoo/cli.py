@@ -174,6 +174,16 @@ def cmd_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    result = api.push(
+        args.target, args.repo, revision=args.revision, private=args.private, message=args.message, force=args.force
+    )
+    state = "pushed" if result.changed else "unchanged (nothing new to upload)"
+    unverified = "" if result.verified else "  (UNVERIFIED: --force)"
+    _emit(args, result.to_dict(), f"{state}: {result.url}\n  commit {result.commit}{unverified}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmarks import render
 
@@ -357,6 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_path)
+
+    p = sub.add_parser("push", help="verify a converted model, then upload it to a Hugging Face Hub repo")
+    p.add_argument("target", metavar="MODEL|DIR")
+    p.add_argument("--repo", required=True, metavar="ORG/NAME", help="the Hub repo (created if missing)")
+    p.add_argument("--revision", metavar="BRANCH", help="branch to commit to (created from main if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--message", metavar="TEXT", help="commit message")
+    p.add_argument("--force", action="store_true", help="push even if verify fails; the card says so")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("bench", help="recompute benchmark metrics from local data and judge them against the registry")
     p.add_argument("model", metavar="MODEL|DIR")

@@ -55,6 +55,17 @@ def seal(directory: Path, description: dict[str, Any], checks: list[dict[str, An
     return data
 
 
+def rehash(directory: Path, data: dict[str, Any], changed: list[str]) -> dict[str, Any]:
+    """Re-seal a copy in which only `changed` files differ: those are hashed again, the rest kept."""
+    files = dict(data["files"])
+    for rel in changed:
+        path = directory / rel
+        files[rel] = {"sha256": cache.sha256_file(path), "size": path.stat().st_size}
+    updated = {**data, "files": files}
+    cache.atomic_write_json(directory / constants.MANIFEST_FILENAME, updated)
+    return updated
+
+
 def exists(directory: Path) -> bool:
     """A zoo model directory is one with a manifest (written last, so it is complete)."""
     return (Path(directory) / constants.MANIFEST_FILENAME).is_file()
