@@ -276,18 +276,22 @@ def test_golden_dir(splade_env, tmp_path):
     assert not missing.ok and missing.value == "not runnable"
 
 
-def test_real_card_golden_without_document_text_is_skipped_not_passed(splade_env):
+def test_real_card_golden_is_recorded_verbatim_and_runs(splade_env):
+    """The card's three documents are in the registry, so the check runs: on the tiny model it must fail."""
     import zoo
     from zoo.checks import splade
+    from zoo.checks.report import Check, Report
 
     entry = zoo.get(REAL_ID)
-    assert entry.golden[0].values == (33.7473, 25.6638, 0.2965) and entry.golden[0].tolerance == 1e-3
+    golden = entry.golden[0]
+    assert golden.values == (33.7473, 25.6638, 0.2965) and golden.tolerance == 1e-3
+    assert golden.inputs["query"] == "canine ultrasound cost"
+    assert len(golden.inputs["documents"]) == 3 and all(isinstance(d, str) and d for d in golden.inputs["documents"])
     check = splade.registry_golden(zoo.resolve("tiny-splade"), entry.golden)
-    assert check.ran is False and check.verdict == "SKIP" and check.value == "not run"
-    assert "2, 3 of 3 are not recorded verbatim" in check.detail
-    from zoo.checks.report import Report
-
-    assert not Report("only skipped", (check,)).ok  # a skipped check never makes a report pass
+    assert check.ran is True and check.verdict == "FAIL" and check.value > check.tolerance  # not the real weights
+    assert not Report("card golden on other weights", (check,)).ok
+    skipped = Check("golden", ok=True, ran=False, value="not run")
+    assert skipped.verdict == "SKIP" and not Report("only skipped", (skipped,)).ok  # a skip never passes a report
 
 
 # --- other layouts --------------------------------------------------------------------------
