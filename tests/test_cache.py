@@ -55,3 +55,76 @@ def test_paths_follow_zoo_home_at_call_time(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "h2"))
     assert first == tmp_path / "h1" / "converted" / "m"
     assert cache.paths("m").converted_dir == tmp_path / "h2" / "converted" / "m"
+
+
+def test_replace_dir_never_leaves_readers_with_nothing(tmp_path):
+    """A reader polling the target while it is replaced over and over always finds a complete directory."""
+    import threading
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "x").write_text("0")
+    missing, stop = [], threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                (target / "x").read_text()
+            except FileNotFoundError:
+                missing.append(1)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(300):
+            tmp = cache.temp_sibling(target, ".partial")
+            tmp.mkdir()
+            (tmp / "x").write_text(str(i + 1))
+            cache.replace_dir(tmp, target)
+    finally:
+        stop.set()
+        thread.join()
+    assert missing == [] and (target / "x").read_text() == "300"
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_corrupt_receipts_are_ignored_and_corrupt_pins_are_an_error(tmp_path):
+    import pytest
+
+    from zoo.errors import FormatError
+
+    cache.paths("m", tmp_path).receipt.parent.mkdir(parents=True)
+    cache.paths("m", tmp_path).receipt.write_text("{not json")
+    assert cache.read_receipt("m", tmp_path) is None
+    cache.pins_file(tmp_path).write_text("[1, 2")
+    with pytest.raises(FormatError, match="corrupt pins file"):
+        cache.read_pin("k", tmp_path)
+    with pytest.raises(FormatError, match="corrupt pins file"):
+        cache.write_pin("k", {"sha256": "0"}, tmp_path)
+
+
+def test_locks_can_be_probed_without_waiting(tmp_path):
+    lock = cache.paths("m", tmp_path).lock_file
+    assert not cache.lock_held(lock) and not lock.exists()  # probing creates no lock file
+    with cache.locked("m", tmp_path):
+        assert cache.lock_held(lock)
+        with cache.try_locked(lock) as taken:
+            assert taken is False
+    with cache.try_locked(lock) as taken:
+        assert taken is True
+    assert not cache.lock_held(lock)
+
+
+def test_check_output_dir_refuses_what_cannot_be_written(tmp_path):
+    import pytest
+
+    from zoo.errors import OutputError
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    for bad in (a_file, a_file / "below", "/proc/zoo-out"):
+        with pytest.raises(OutputError) as info:
+            cache.check_output_dir(bad)
+        assert info.value.exit_code == 2
+    cache.check_output_dir(tmp_path / "new" / "deeper")  # missing parents are fine
+    assert sorted(os.listdir(tmp_path)) == ["f"]  # the probe leaves nothing behind

@@ -199,7 +199,7 @@ def _describe(model_id: str, entry: Entry | None, sizer: _Sizer) -> CacheEntry:
             groups["temp" if _is_temp(path) else "raw" if path == current else "stale"].append(path)
     snapshot = _snapshot_of(model_id, entry, receipt)
     if snapshot is not None:
-        groups["snapshot"].append(snapshot)
+        groups["snapshot"] += [snapshot, *_commit_files(snapshot)]
     groups["partial"] += _hf_incomplete(entry, receipt)
     if p.converted_dir.exists():
         groups["converted"].append(p.converted_dir)
@@ -654,6 +654,17 @@ def _snapshot_of(model_id: str, entry: Entry | None, receipt: dict[str, Any] | N
     except (OSError, BadResponseError):
         return None
     return snapshot if snapshot.is_dir() else None
+
+
+def _commit_files(snapshot: Path) -> list[Path]:
+    """The HF cache's files about this snapshot's commit: refs (branch names) naming it, its cached tree listing."""
+    repo = snapshot.parent.parent
+    out = [repo / "trees" / f"{snapshot.name}.json"]
+    for ref in (p for p in (repo / "refs").rglob("*") if p.is_file()) if (repo / "refs").is_dir() else ():
+        with contextlib.suppress(OSError):
+            if ref.read_text().strip() == snapshot.name:
+                out.append(ref)
+    return sorted(p for p in out if p.is_file())
 
 
 def _hf_incomplete(entry: Entry | None, receipt: dict[str, Any] | None) -> list[Path]:

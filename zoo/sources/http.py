@@ -461,8 +461,8 @@ def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progre
                 restarts += 1
                 if restarts > constants.DOWNLOAD_RESTARTS:
                     raise DownloadError(
-                        f"gave up after {restarts} restarts from zero: {exc} every time (the object keeps"
-                        " changing, or the server refuses every conditional request); nothing was kept"
+                        f"gave up after {restarts} attempts, each ended by: {exc} (the object keeps changing,"
+                        " or the server refuses every conditional request); nothing was kept"
                     ) from None
                 delay = 0.0 if restarts == 1 else _backoff(restarts - 1)
                 logger.warning("%s: %s; restarting from zero (restart %d) in %.1fs", entry.id, exc, restarts, delay)
