@@ -4,7 +4,8 @@
 Speaks what zoo's URL source relies on (HEAD/GET, Content-Length, ETag = quoted hex md5,
 x-goog-hash crc32c/md5, x-goog-generation, Range -> 206/416, If-Match -> 412) and can misbehave
 on purpose: drop the connection after N body bytes, corrupt one byte, answer 503 first, throttle,
-answer 412 to every conditional request (as if the object changed each time).
+answer 412 to every conditional request (as if the object changed each time), send garbled
+x-goog-hash values.
 Faults can be changed at runtime (attribute writes in-process, or POST /_faults with JSON);
 GET /_stats returns the request log and the body bytes served per object.
 
@@ -47,6 +48,7 @@ class Faults:
     omit_md5: bool = False  # x-goog-hash without md5, like composite objects
     ignore_range: bool = False  # answer 200 with the whole object to Range requests
     fail_if_match: bool = False  # answer 412 to every request with If-Match, forever
+    garble_hash: bool = False  # x-goog-hash values that are no base64 digests
 
 
 @dataclass(frozen=True)
@@ -274,9 +276,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", obj.etag)
         self.send_header("x-goog-generation", obj.generation)
-        self.send_header("x-goog-hash", f"crc32c={obj.crc32c_b64}")
+        garble = "../not*base64" if faults.garble_hash else ""
+        self.send_header("x-goog-hash", f"crc32c={garble or obj.crc32c_b64}")
         if not faults.omit_md5:
-            self.send_header("x-goog-hash", f"md5={obj.md5_b64}")
+            self.send_header("x-goog-hash", f"md5={garble or obj.md5_b64}")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{obj.size}")
         self.end_headers()
@@ -324,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--omit-md5", action="store_true", help="x-goog-hash without md5 (composite objects)")
     parser.add_argument("--ignore-range", action="store_true", help="answer Range requests with 200")
     parser.add_argument("--fail-if-match", action="store_true", help="answer 412 to every If-Match request")
+    parser.add_argument("--garble-hash", action="store_true", help="send x-goog-hash values that are no digests")
     args = parser.parse_args(argv)
     faults = Faults(
         drop_after=args.drop_after,
@@ -334,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         omit_md5=args.omit_md5,
         ignore_range=args.ignore_range,
         fail_if_match=args.fail_if_match,
+        garble_hash=args.garble_hash,
     )
     server = GCSServer(args.root, args.port, faults)
     print(server.port, flush=True)

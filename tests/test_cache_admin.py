@@ -538,6 +538,25 @@ def test_412_forever_gives_up_with_backoff_and_says_why(store: Any) -> None:
     assert zoo.pull("t_good") == p.raw_version(sha256(DEMO_ZIP.read_bytes()))
 
 
+def test_garbled_hash_headers_are_a_bad_response_and_the_next_source_is_tried(
+    store: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from gcs_server import GCSServer  # scripts/ is on sys.path (gcs_server fixture)
+
+    store.gcs.set_faults(garble_hash=True)
+    with pytest.raises(BadResponseError, match="malformed x-goog-hash") as err:
+        zoo.pull("t_good")
+    assert err.value.exit_code == 1 and cache.read_receipt("t_good") is None and cache.read_pin("t_good") is None
+    mirror_root = tmp_path / "mirror"
+    publish(SimpleNamespace(root=mirror_root), GOOD, DEMO_ZIP.read_bytes())
+    with GCSServer(mirror_root) as mirror:
+        mirror.set_faults(garble_hash=True)
+        monkeypatch.setenv("ZOO_MIRRORS", mirror.base_url)  # a garbling mirror first, then the origin
+        store.gcs.set_faults(garble_hash=False)
+        assert zoo.pull("t_good") == cache.paths("t_good").raw_version(sha256(DEMO_ZIP.read_bytes()))
+    assert cache.read_pin("t_good")["fetched_from"] == store.gcs.url(GOOD)
+
+
 def test_unresolvable_host_fails_at_once_and_a_mirror_pin_says_so(
     store: Any, url_entry: Callable, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -419,7 +419,7 @@ def _hub_errors(entry: Entry, repo: str, revision: str, endpoint: str) -> Iterat
         raise DownloadError(f"{where}: cannot reach {endpoint}: {exc}") from exc
     except HfHubHTTPError as exc:
         raise DownloadError(f"{where}: Hub error at {endpoint}: {exc}") from exc
-    except (ValueError, KeyError, TypeError) as exc:  # huggingface_hub refusing what the server sent
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # huggingface_hub refusing what the server sent
         if isinstance(exc, BadResponseError):
             raise
         raise BadResponseError(f"{where}: the server's answer at {endpoint} was refused: {exc}") from exc

@@ -38,7 +38,7 @@ import httpx2
 from tqdm import tqdm
 
 from .. import cache, constants
-from ..errors import DownloadError, FormatError, IntegrityError, OfflineError, UnsafeArchiveError
+from ..errors import BadResponseError, DownloadError, FormatError, IntegrityError, OfflineError, UnsafeArchiveError
 from ..registry import Entry
 from .base import RemoteInfo
 from .extract import safe_extract
@@ -407,6 +407,7 @@ class _Missing(Exception):
 def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tuple[RemoteInfo, Digests]:
     """Try each candidate URL in order; integrity failures stop at once, network failures move on."""
     failures: list[str] = []
+    refused = 0  # failures that were answers zoo refuses (BadResponseError), not the network
     lay.archive.parent.mkdir(parents=True, exist_ok=True)
     with httpx2.Client(
         timeout=httpx2.Timeout(constants.DOWNLOAD_TIMEOUT_S),
@@ -418,6 +419,7 @@ def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tup
                 remote, got = _fetch(client, entry, lay, url, progress=progress)
             except (DownloadError, _Missing) as exc:
                 failures.append(f"{url}: {exc}")
+                refused += isinstance(exc, BadResponseError)
                 logger.warning("%s: %s failed: %s", entry.id, url, exc)
                 continue
             try:
@@ -432,7 +434,8 @@ def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tup
             lay.part.replace(lay.archive)
             lay.part_record.unlink(missing_ok=True)
             return dataclasses.replace(remote, url=url), got
-    raise DownloadError(f"{entry.id}: could not download {entry.source.url}: " + "; ".join(failures))
+    error = BadResponseError if refused == len(failures) else DownloadError
+    raise error(f"{entry.id}: could not download {entry.source.url}: " + "; ".join(failures))
 
 
 def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progress: bool) -> tuple[RemoteInfo, Digests]:
@@ -467,6 +470,8 @@ def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progre
                 delay = 0.0 if restarts == 1 else _backoff(restarts - 1)
                 logger.warning("%s: %s; restarting from zero (restart %d) in %.1fs", entry.id, exc, restarts, delay)
                 time.sleep(delay)
+            except (httpx2.UnsupportedProtocol, httpx2.InvalidURL, httpx2.TooManyRedirects) as exc:
+                raise DownloadError(f"{type(exc).__name__}: {exc} (not retried)") from None
             except (_Transient, httpx2.TransportError) as exc:
                 if isinstance(exc, httpx2.TransportError) and (why := name_resolution_failure(exc)):
                     host = urlsplit(url).hostname
@@ -597,6 +602,8 @@ def _stream(
             fh.truncate()
             try:
                 for block in response.iter_raw():
+                    if remote.size is not None and received + len(block) > remote.size:
+                        raise DownloadError(f"the server sent more than the {remote.size} bytes it announced")
                     fh.write(block)
                     hasher.update(block)
                     received += len(block)
@@ -671,16 +678,29 @@ def _remote_info(url: str, headers: httpx2.Headers, length: str | None) -> Remot
             name, sep, digest = item.strip().partition("=")
             if sep:
                 hashes[name.lower()] = digest.strip()
-    md5 = hashes.get("md5")
+    md5, crc32c = hashes.get("md5"), hashes.get("crc32c")
+    if crc32c is not None:
+        _b64_digest("crc32c", crc32c, 4)
     return RemoteInfo(
         url=url,
         size=_int(length),
         etag=headers.get("etag"),
-        md5=base64.b64decode(md5).hex() if md5 else None,
-        crc32c=hashes.get("crc32c"),
+        md5=_b64_digest("md5", md5, 16).hex() if md5 else None,
+        crc32c=crc32c,
         generation=headers.get("x-goog-generation"),
         accept_ranges=headers.get("accept-ranges", "").lower() == "bytes",
     )
+
+
+def _b64_digest(name: str, value: str, size: int) -> bytes:
+    """A base64 digest from x-goog-hash; a malformed one is the server's fault, not an integrity failure."""
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except ValueError:
+        digest = b""
+    if len(digest) != size:
+        raise BadResponseError(f"malformed x-goog-hash {name}={value!r} ({size} bytes of base64 expected)")
+    return digest
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -693,9 +713,10 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 
 def _int(value: str | None) -> int | None:
     try:
-        return int(value) if value is not None else None
+        number = int(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is None or number >= 0 else None
 
 
 def _strong(etag: str | None) -> bool:
