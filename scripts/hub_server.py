@@ -28,6 +28,7 @@ import collections
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from hub_uploads import HubError, UploadStore, read_ndjson
+from hub_uploads import ConnectionDropped, HubError, UploadStore, read_ndjson
 
 HOST = "127.0.0.1"  # never reachable from elsewhere
 REVISIONS_DIR = ".revisions"
@@ -301,6 +302,11 @@ class HubServer:
         with self._lock:
             self._tampered[(repo, path)] = offset
 
+    def drop_lfs_uploads(self, count: int) -> None:
+        """Hang up the next `count` LFS uploads half-way (a connection dropped during the PUT)."""
+        with self.uploads._lock:
+            self.uploads.drop_puts = count
+
     def clear_tampering(self) -> None:
         with self._lock:
             self._tampered.clear()
@@ -407,6 +413,9 @@ class _HubHandler(BaseHTTPRequestHandler):
             self._send_error(exc.status, exc.code, str(exc), None, head=False, **exc.body)
         except NotFound as exc:
             self._send_error(404, exc.code, str(exc), exc.commit, head=False)
+        except ConnectionDropped:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)  # hang up without an answer
         except (BrokenPipeError, ConnectionResetError):
             return  # the client went away: nothing it sent was stored half-way
 

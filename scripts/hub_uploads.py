@@ -65,6 +65,10 @@ def repo_name(organization: Any, name: Any) -> str:
     return f"{organization}/{name}"
 
 
+class ConnectionDropped(Exception):
+    """Test fault: the server hangs up in the middle of an LFS upload."""
+
+
 class UploadStore:
     """Repos and LFS objects under `root`; `tree_lock` is the lock the read side holds while listing trees."""
 
@@ -72,8 +76,9 @@ class UploadStore:
         self.root = root
         self.tree_lock = tree_lock
         self.is_lfs = is_lfs
-        self._tickets: dict[str, tuple[str, int]] = {}  # one-time PUT ticket -> (oid, size)
+        self._tickets: dict[str, tuple[str, int]] = {}  # PUT ticket -> (oid, size), until its bytes are stored
         self._lock = threading.Lock()
+        self.drop_puts = 0  # test fault: hang up this many LFS uploads half-way
 
     # --- repos ------------------------------------------------------------------------------------
 
@@ -149,10 +154,15 @@ class UploadStore:
     def lfs_put(self, ticket: str, stream: Readable, length: int | None) -> None:
         """Store the PUT body if its bytes hash to the ticket's oid; a short or wrong body stores nothing."""
         with self._lock:
-            claimed = self._tickets.pop(ticket, None)
+            claimed = self._tickets.get(ticket)
+            drop = claimed is not None and self.drop_puts > 0
+            self.drop_puts -= drop
         if claimed is None:
             raise HubError(403, "unknown or used upload ticket")
         oid, size = claimed
+        if drop:
+            stream.read(size // 2)
+            raise ConnectionDropped(f"dropped the upload of {oid} half-way")
         if length is not None and length != size:
             raise HubError(400, f"Content-Length {length} != declared size {size}")
         store = self.root / LFS_DIR
@@ -171,6 +181,8 @@ class UploadStore:
             if received != size or digest.hexdigest() != oid:
                 raise HubError(400, f"uploaded bytes ({received}) do not hash to {oid}")
             os.replace(tmp, store / oid)
+            with self._lock:
+                self._tickets.pop(ticket, None)
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -131,6 +131,14 @@ class MappingError(ConversionError, FormatError):
     exit_code = 2
 
 
+class UnverifiedModelError(ZooError):
+    """An operation that needs a verified model (`zoo push`) met one whose checks did not pass."""
+
+    def __init__(self, message: str, failed: Sequence[str] = ()) -> None:
+        self.failed = list(failed)
+        super().__init__(message)
+
+
 class VerifyFailed(ZooError):
     """At least one verify check failed."""
 

@@ -22,7 +22,7 @@ from . import card, constants, manifest
 from ._version import __version__
 from .checks.report import Report
 from .checks.runner import verify_dir
-from .errors import InputError, UploadError, VerifyFailed
+from .errors import InputError, UnverifiedModelError, UploadError
 from .families import family, find_format
 from .registry import Entry
 
@@ -63,10 +63,10 @@ def push(
     failed = [c for c in report.checks if c.ran and not c.ok]
     if not report.ok and not force:
         names = ", ".join(f"{c.name} ({c.value})" for c in failed) or "no check could run"
-        raise VerifyFailed(
+        raise UnverifiedModelError(
             f"refusing to push {model_dir.name}: verify did not pass: {names}; "
             "`zoo verify` shows why, `--force` pushes it marked unverified",
-            report,
+            [c.name for c in failed],
         )
     unverified = None if report.ok else ", ".join(c.name for c in failed) or "no check could run"
     staging = _staging(model_dir, entry, repo, report, unverified)
@@ -158,6 +158,12 @@ def _upload(staging: Path, repo: str, revision: str, private: bool, message: str
         ) from None
     except (OSError, httpx2.TransportError) as exc:
         raise UploadError(f"the upload to {endpoint}/{repo} failed: {type(exc).__name__}: {exc}") from None
+    except RuntimeError as exc:  # huggingface_hub wraps a failed LFS upload ("Error while uploading ...")
+        cause = exc.__cause__ or exc
+        raise UploadError(
+            f"the upload to {endpoint}/{repo} failed: {exc} ({type(cause).__name__}: {cause}); "
+            "nothing was committed, run the push again"
+        ) from None
     url = f"{endpoint}/{repo}" + ("" if revision == "main" else f"/tree/{revision}")
     return PushResult(
         repo=repo,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .. import provenance
-from ..errors import FormatError
+from ..errors import FormatError, MissingDependencyError
 from . import replay
 from .reference import Probe, run_encodings
 from .report import Check
@@ -146,13 +146,15 @@ RETRIEVER_TYPE = "zoo_tapas_dual_encoder"
 
 def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
     """The TF reference (zoo.reference.tapas_tf) on the source checkpoint, run on the fixed probe batch."""
-    from converters.tapas_checkpoint import resolve
-    from zoo.reference.tapas_tf import TapasTFReference
-
     found = replay.inputs(manifest)
     if isinstance(found, str):
         return found
     src, options = found
+    try:
+        from converters.tapas_checkpoint import resolve
+        from zoo.reference.tapas_tf import TapasTFReference
+    except MissingDependencyError as exc:
+        return str(exc)
     config = json.loads((model_dir / "config.json").read_text())
     located = resolve(src)
     try:
