@@ -114,3 +114,19 @@ def test_a_wrong_tables_tsv_fails_the_check(retriever: Path, tmp_path: Path) -> 
         csv.writer(fh, delimiter="\t").writerows(rows)
     result = _bench(retriever, tmp_path / "work", tables_tsv=bad)
     assert not result.ok and not result.checks[0].ok
+
+
+def test_tables_the_original_writes_no_example_for_are_left_out(retriever: Path) -> None:
+    """A header-only table, a ragged one and one whose title cannot fit are never indexed (the original skips them)."""
+    from zoo.benchmarks.nq_tables import Table
+    from zoo.benchmarks.tapas import encodable
+    from zoo.models.tapas import TapasTextEncoder
+
+    text = TapasTextEncoder.from_pretrained(retriever, max_length=64)
+    good = Table("good", "cities", ("city", "year"), (("paris", "1999"),))
+    header_only = Table("header_only", "cities", ("city", "year"), ())
+    ragged = Table("ragged", "cities", ("city", "year"), (("paris",),))
+    long_title = Table("long_title", " ".join(["city"] * 200), ("city",), (("paris",),))
+    kept, rejected = encodable([good, header_only, ragged, long_title], text)
+    assert [t.table_id for t in kept] == ["good"]
+    assert [t.table_id for t in rejected] == ["header_only", "ragged", "long_title"]

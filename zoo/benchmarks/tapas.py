@@ -22,7 +22,7 @@ import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +43,8 @@ DEFAULT_MAX_QUERY_LENGTH = 128
 
 
 class TableRetriever(Protocol):
+    text: Any  # the TapasTextEncoder both encoders share
+
     def questions(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def tables(self, tables: Sequence[Table]) -> np.ndarray: ...
@@ -191,13 +193,37 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
             located.close()
 
 
+def encodable(tables: Sequence[Table], text: Any) -> tuple[list[Table], list[Table]]:
+    """(kept, rejected): the original pipeline writes no example for a table it cannot encode
+    (no data rows, a ragged table, a title that cannot fit), so such a table is never retrievable."""
+    from zoo.models.tapas import TapasInputError
+
+    kept, rejected = [], []
+    for table in tables:
+        try:
+            text.encode_table(table, table.title)  # the rows as given: a ragged table is refused, not padded
+        except TapasInputError:
+            rejected.append(table)
+        else:
+            kept.append(table)
+    return kept, rejected
+
+
 def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context: BenchContext) -> Outcome:
-    tables = dataset.tables
+    tables, rejected = encodable(dataset.tables, retriever.text)
+    notes = (
+        [
+            f"{len(rejected)} table(s) the original pipeline writes no example for were left out of the index "
+            f"(e.g. {rejected[0].table_id})"
+        ]
+        if rejected
+        else []
+    )
     identity = [(t.table_id, t.title, t.columns, t.rows) for t in tables]
     store = context.store("nq_tables", len(tables), identity)
     context.fill(store, lambda items: {"embeddings": retriever.tables(tables[items.start : items.stop])})
     if not context.searching:
-        return Outcome([])
+        return Outcome([], notes=notes)
     texts = [text for q in dataset.questions for text in q.texts]
     encoded = retriever.questions(texts)
     bounds = np.cumsum([0] + [len(q.texts) for q in dataset.questions])
@@ -215,10 +241,10 @@ def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context:
     )
     tsv = context.options.tables_tsv or _find_tables_tsv(path, context.work)
     if tsv is None:
-        return Outcome([section], notes=["no tables.tsv shipped with this checkpoint: table embeddings not compared"])
-    return Outcome(
-        [section], checks=[reproduce_tables_tsv(Path(tsv), tables, retriever, context.options.tables_sample)]
-    )
+        notes.append("no tables.tsv shipped with this checkpoint: table embeddings not compared")
+        return Outcome([section], notes=notes)
+    check = reproduce_tables_tsv(Path(tsv), tables, retriever, context.options.tables_sample)
+    return Outcome([section], checks=[check], notes=notes)
 
 
 # --- tables.tsv ---------------------------------------------------------------------------------
