@@ -1,8 +1,9 @@
-"""TAPAS dense table retriever (dual encoder) and reader, built on transformers' TapasModel.
+"""TAPAS dense table retriever (dual encoder) and reader: BERT towers written to match the TF code.
 
 Attribute names echo the TF checkpoint (`bert` is the table tower, `bert_1` the question tower,
-`output_weights_cls`, `table_projection`, ...) so converters/tapas_*.py stay rename tables.
-Three details differ from transformers' TapasModel, each to reproduce the original TF code
+`output_weights_cls`, `table_projection`, ...) so converters/tapas_*.py stay rename tables; the
+tower's module names are BERT's (`encoder.layer.N.attention.self.query`, ...). Three details
+differ from transformers' TapasModel, each to reproduce the original TF code
 (google-research/tapas, modeling.py):
 
 - a token-type id outside its table adds a zero vector (TF looked token types up as
@@ -10,6 +11,9 @@ Three details differ from transformers' TapasModel, each to reproduce the origin
 - the per-cell position reset keys a token's cell as column * num_rows + row, as TF's
   ProductIndexMap does (so ids above the table size alias exactly as they did in TF);
 - padding adds -10000 to the attention scores (TF), not the dtype's minimum.
+
+For speed on CPU the towers use torch's scaled_dot_product_attention and its fused tanh GELU
+(TF TAPAS "gelu" is the tanh approximation): the same arithmetic in fewer kernels.
 
 Text-level helpers (strings and pandas tables in, id tensors out) live in tokenization_tapas.
 This package imports only torch, transformers and the standard library, so its files ship
@@ -19,15 +23,14 @@ unchanged as remote code beside a converted model.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, TapasConfig, TapasModel
-from transformers.models.tapas.modeling_tapas import TapasEmbeddings
+from transformers import PreTrainedModel, TapasConfig
 from transformers.utils import ModelOutput
 
 from .configuration_tapas import TapasDualEncoderConfig, TapasInputError, TapasReaderConfig
@@ -78,31 +81,158 @@ def cell_positions(column_ids: torch.Tensor, row_ids: torch.Tensor, num_rows: in
     return position - first
 
 
-class TapasTFEmbeddings(TapasEmbeddings):
-    """TapasEmbeddings with TF's out-of-range rule, TF's reset rule and TF's summation order."""
+class TapasTFEmbeddings(nn.Module):
+    """Word + 7 token-type + position embeddings with TF's out-of-range rule, reset rule and summation order."""
 
-    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
-        embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        for i, size in enumerate(config.type_vocab_sizes):
+            setattr(self, f"token_type_embeddings_{i}", nn.Embedding(size, config.hidden_size))
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        embeddings = self.word_embeddings(input_ids)
         for i, size in enumerate(self.config.type_vocab_sizes):
             ids = token_type_ids[..., i]
             inside = (ids >= 0) & (ids < size)
             looked_up = getattr(self, f"token_type_embeddings_{i}")(torch.where(inside, ids, 0))
             embeddings = embeddings + torch.where(inside.unsqueeze(-1), looked_up, 0.0)
-        if position_ids is None:
-            if self.config.reset_position_index_per_cell:
-                position_ids = cell_positions(
-                    token_type_ids[..., COLUMN], token_type_ids[..., ROW], self.config.type_vocab_sizes[ROW]
-                )
-            else:
-                position_ids = torch.arange(embeddings.shape[1], device=embeddings.device)
+        if self.config.reset_position_index_per_cell:
+            position_ids = cell_positions(
+                token_type_ids[..., COLUMN], token_type_ids[..., ROW], self.config.type_vocab_sizes[ROW]
+            )
+        else:
+            position_ids = torch.arange(embeddings.shape[1], device=embeddings.device)
         embeddings = embeddings + self.position_embeddings(position_ids)
         return self.dropout(self.LayerNorm(embeddings))
 
 
-def _tower(config: TapasConfig) -> TapasModel:
-    tower = TapasModel(config, add_pooling_layer=True)
-    tower.embeddings = TapasTFEmbeddings(config)
-    return tower
+# hidden_act -> the activation module; the tanh GELU is torch's fused kernel (TF TAPAS "gelu" is the tanh form)
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+}
+
+
+class TapasSelfAttention(nn.Module):
+    """Post-LN BERT attention through scaled_dot_product_attention, with TF's additive mask."""
+
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        batch, length, width = hidden.shape
+
+        def heads(x: torch.Tensor) -> torch.Tensor:
+            return x.view(batch, length, self.heads, self.head_size).transpose(1, 2)
+
+        context = nn.functional.scaled_dot_product_attention(
+            heads(self.query(hidden)),
+            heads(self.key(hidden)),
+            heads(self.value(hidden)),
+            attn_mask=bias,
+            dropout_p=self.dropout_p if self.training else 0.0,
+        )
+        return context.transpose(1, 2).reshape(batch, length, width)
+
+
+class TapasSelfOutput(nn.Module):
+    def __init__(self, config: TapasConfig, inner: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(inner, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class TapasAttention(nn.Module):
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.self = TapasSelfAttention(config)  # names echo the checkpoint: attention/self/query ...
+        self.output = TapasSelfOutput(config, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return self.output(self.self(hidden, bias), hidden)
+
+
+class TapasIntermediate(nn.Module):
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        if config.hidden_act not in ACTIVATIONS:
+            raise TapasInputError(f"hidden_act {config.hidden_act!r} is not one of {', '.join(ACTIVATIONS)}")
+        self.act = ACTIVATIONS[config.hidden_act]()
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(hidden))
+
+
+class TapasLayer(nn.Module):
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.attention = TapasAttention(config)
+        self.intermediate = TapasIntermediate(config)
+        self.output = TapasSelfOutput(config, config.intermediate_size)
+
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        attended = self.attention(hidden, bias)
+        return self.output(self.intermediate(attended), attended)
+
+
+class TapasEncoder(nn.Module):
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(TapasLayer(config) for _ in range(config.num_hidden_layers))
+
+
+class TapasPooler(nn.Module):
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(sequence[:, 0]))
+
+
+@dataclass(frozen=True)
+class TowerOutput:
+    last_hidden_state: torch.Tensor  # [B, L, H]
+    pooler_output: torch.Tensor  # [B, H]
+
+
+class TapasTower(nn.Module):
+    """One TF `bert/` scope: embeddings, post-LN encoder layers, tanh pooler over [CLS]."""
+
+    def __init__(self, config: TapasConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = TapasTFEmbeddings(config)
+        self.encoder = TapasEncoder(config)
+        self.pooler = TapasPooler(config)
+
+    def forward(self, input_ids: torch.Tensor, bias: torch.Tensor, token_type_ids: torch.Tensor) -> TowerOutput:
+        hidden = self.embeddings(input_ids, token_type_ids)
+        for layer in self.encoder.layer:
+            hidden = layer(hidden, bias)
+        return TowerOutput(last_hidden_state=hidden, pooler_output=self.pooler(hidden))
+
+
+def _tower(config: TapasConfig) -> TapasTower:
+    return TapasTower(config)
 
 
 def _attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -110,7 +240,7 @@ def _attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.T
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * MASK_ADDER
 
 
-def _run(tower: TapasModel, input_ids, attention_mask, token_type_ids):
+def _run(tower: TapasTower, input_ids, attention_mask, token_type_ids) -> TowerOutput:
     if token_type_ids is None:
         token_type_ids = torch.zeros(
             (*input_ids.shape, len(tower.config.type_vocab_sizes)), dtype=torch.long, device=input_ids.device
@@ -120,12 +250,8 @@ def _run(tower: TapasModel, input_ids, attention_mask, token_type_ids):
             f"sequence length {input_ids.shape[-1]} exceeds max_position_embeddings "
             f"{tower.config.max_position_embeddings}"
         )
-    return tower(
-        input_ids=input_ids,
-        attention_mask=_attention_bias(attention_mask, tower.dtype),
-        token_type_ids=token_type_ids,
-        return_dict=True,
-    )
+    dtype = tower.embeddings.word_embeddings.weight.dtype
+    return tower(input_ids, _attention_bias(attention_mask, dtype), token_type_ids)
 
 
 class _TapasPreTrained(PreTrainedModel):
