@@ -1,9 +1,12 @@
 """`zoo bench` on the command line: judging OK / documented drift / FAIL with a user registry, exit
-codes, and the scale features (resume after an interruption, shards merged == one run)."""
+codes, resume after an interruption, and the Ray engine's options (tests/test_bench_ray.py runs it)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from bench_support import DATA, metric, registry_entry, run_lists, write_registr
 
 from zoo.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
 M2KR = DATA / "m2kr"
 MODEL = Path(__file__).resolve().parent / "data" / "golden" / "flmr" / "preflmr" / "hf"
 BENCH = "M2KR OKVQA"
@@ -73,8 +77,52 @@ def test_text_output_and_bad_input(measured, capsys) -> None:
     text = capsys.readouterr().out
     assert "M2KR OKVQA: 5 queries, 7 documents" in text and "PR@5" in text
     assert main(["bench", str(MODEL), "--data", str(M2KR), "--judge-as", "no_such_model"]) == 2
-    assert main(["bench", str(MODEL), "--data", str(M2KR), "--shard", "2/2"]) == 2
     assert main(["bench", str(MODEL), "--data", str(DATA / "nothing")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "0/2"], "unrecognized arguments: --shard"),  # Ray replaced shards and merging
+        (["--merge-from", "x"], "unrecognized arguments: --merge-from"),
+        (["--workers", "2"], "--workers: only with --engine ray"),
+        (["--ray-address", "auto", "--gpus-per-worker", "1"], "--ray-address, --gpus-per-worker: only with"),
+        (["--engine", "ray", "--workers", "0"], "need at least one worker"),
+        (["--engine", "ray", "--gpus-per-worker", "-1"], "must be >= 0"),
+        (["--engine", "ray", "--backend", "tf"], "--backend tf runs in the single-process engine only"),
+        (["--engine", "spark"], "invalid choice: 'spark'"),
+    ],
+)
+def test_engine_options_are_checked_before_any_work(tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    code = main(["bench", str(MODEL), "--data", str(M2KR), "--work", str(tmp_path), "--json", *args])
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert code == 2 and message in error["message"], error
+    assert not list(tmp_path.iterdir())  # refused before a store was made
+
+
+def test_api_refuses_the_removed_shard_options(tmp_path: Path) -> None:
+    import zoo
+    from zoo.errors import InputError
+
+    for option in ({"shard": "0/2"}, {"merge_from": [str(tmp_path)]}):
+        with pytest.raises(InputError, match="unexpected keyword argument"):
+            zoo.bench(str(MODEL), M2KR, work=tmp_path, **option)
+
+
+def test_a_missing_ray_extra_is_a_clear_error(tmp_path: Path) -> None:
+    """Without ray installed (`import ray` fails), --engine ray names the extra to install (exit 2)."""
+    code = "import sys\nsys.modules['ray'] = None\nfrom zoo.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+    args = ["bench", str(MODEL), "--data", str(M2KR), "--work", str(tmp_path), "--chunk-size", "3", "--engine", "ray"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args, "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
+    assert result.returncode == 2, result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "MissingDependencyError" and error["extra"] == "ray" and error["module"] == "ray"
+    assert "zoo bench --engine ray needs the Python package 'ray'" in error["message"]
+    assert "pip install 'zoo[ray]'" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_interrupted_encoding_resumes_to_the_same_numbers(measured, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -97,15 +145,3 @@ def test_interrupted_encoding_resumes_to_the_same_numbers(measured, tmp_path: Pa
     for section in out["sections"]:
         reference = measured[0] / Path(section["files"]["run"]).relative_to(tmp_path)
         assert run_lists(section["files"]["run"]) == run_lists(str(reference))
-
-
-def test_two_shards_merged_equal_one_run(measured, tmp_path: Path, capsys) -> None:
-    for i in range(2):
-        code, out = _bench(capsys, "--work", str(tmp_path / f"shard{i}"), "--shard", f"{i}/2")
-        assert code == 0 and out["complete"] is False and not out["sections"]
-    code, out = _bench(
-        capsys, "--work", str(tmp_path / "all"), "--merge-from", str(tmp_path / "shard0"), str(tmp_path / "shard1")
-    )
-    assert code == 0 and out["complete"]
-    assert {s["benchmark"]: s["metrics"] for s in out["sections"]} == measured[1]
-    assert len(list((tmp_path / "all").rglob("chunk-*.safetensors"))) == 5  # OKVQA 3 + MSMARCO 2 chunks

@@ -8,7 +8,7 @@ FormatError (exit 2 on the command line), so scripts and the CLI see the same ty
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -247,22 +247,17 @@ def bench(
     data: str | Path,
     *,
     judge_as: str | None = None,
-    merge_from: Sequence[str | Path] = (),
     **options: Any,
 ) -> BenchResult:
     """Recompute published metrics from local benchmark data and judge them (docs/benchmarks.md).
 
-    `options` are BenchOptions fields: split, work, shard, batch_size, chunk_size, device,
-    images, backend, tables_tsv, progress. `merge_from` copies other shards' stores into `work` first.
+    `options` are BenchOptions fields: split, work, batch_size, chunk_size, device, images,
+    backend, tables_tsv, progress, and the corpus-encoding engine: engine ("single", the default,
+    or "ray"), ray_address (join that cluster: "auto", "ray://host:10001"; default: a local Ray
+    instance started and shut down by this call), workers, gpus_per_worker.
     """
     from . import benchmarks
 
-    if isinstance(options.get("shard"), str):
-        options["shard"] = benchmarks.Shard.parse(options["shard"])
-    if merge_from:
-        if options.get("work") is None:
-            raise InputError("merge_from (--merge-from) needs work (--work): the directory the shards are merged into")
-        benchmarks.merge([Path(p) for p in merge_from], Path(options["work"]))
     try:
         fields: dict[str, Any] = {k: Path(v) if k in _PATH_OPTIONS and v is not None else v for k, v in options.items()}
         settings = benchmarks.BenchOptions(**fields)

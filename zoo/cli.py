@@ -191,10 +191,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.model,
         args.data,
         judge_as=args.judge_as,
-        merge_from=args.merge_from or (),
         split=args.split,
         work=args.work,
-        shard=args.shard or "0/1",
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         device=args.device,
@@ -202,9 +200,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         backend=args.backend,
         tables_tsv=args.tables_tsv,
         progress=_progress(args),
+        engine=args.engine,
+        ray_address=args.ray_address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
     )
-    if args.merge_from and not args.json:
-        print(f"merged the stores of {', '.join(args.merge_from)} into {args.work}")
     _emit(args, result.to_dict(), render(result))
     if not result.ok:
         raise VerifyFailed("benchmark numbers outside the registry's tolerance", result)
@@ -383,10 +383,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="NQ-tables JSONL dir, BEIR dir(s), or M2KR dir (docs/benchmarks.md)")
     p.add_argument("--split", default="test")
     p.add_argument("--work", help="embedding stores, runs and qrels (default: $ZOO_HOME/bench/<model>)")
-    p.add_argument("--shard", metavar="I/N", help="encode only shard I of N (0-based); search in a run without --shard")
-    p.add_argument(
-        "--merge-from", nargs="+", metavar="DIR", help="copy other shards' work directories into --work first"
-    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--chunk-size", type=int, default=1024, help="corpus items per stored chunk (the resume unit)")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
@@ -399,6 +395,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tables-tsv", help="tapas: shipped table embeddings to reproduce (default: beside the checkpoint)")
     p.add_argument("--judge-as", metavar="MODEL", help="registry id whose numbers a model directory is judged against")
+    p.add_argument(
+        "--engine",
+        choices=["single", "ray"],
+        default="single",
+        help="who encodes the corpus: this process (single), or Ray Data workers (ray; pip install 'zoo[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="ray: join this cluster (auto, ray://HOST:10001) and leave it running; default: a local instance",
+    )
+    p.add_argument("--workers", type=int, metavar="N", help="ray: encoder workers (default: one per GPU)")
+    p.add_argument(
+        "--gpus-per-worker", type=float, metavar="G", help="ray: GPUs per worker (default: 1 with GPUs, else 0)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

@@ -14,6 +14,7 @@ EXTRAS = {
     "sentence_transformers": "splade",
     "pyarrow": "bench",
     "PIL": "bench",
+    "ray": "ray",
 }
 
 

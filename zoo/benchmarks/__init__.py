@@ -2,6 +2,5 @@
 
 from .report import render
 from .runner import BenchOptions, BenchResult, Section, run
-from .store import Shard, merge
 
-__all__ = ["BenchOptions", "BenchResult", "Section", "Shard", "merge", "render", "run"]
+__all__ = ["BenchOptions", "BenchResult", "Section", "render", "run"]

@@ -13,7 +13,8 @@ passage: attention masks padding out, so only float rounding differs from paddin
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,26 @@ def _documents(model, texts: Sequence[str], batch_size: int, device) -> Arrays:
     return {"embeddings": np.concatenate(tokens), "lengths": np.asarray(lengths, dtype=np.int64)}
 
 
-def _document_range(model: Any, texts: Sequence[str], batch_size: int, device: Any, items: range) -> Arrays:
-    return _documents(model, texts[items.start : items.stop], batch_size, device)
+def _passages(model: Any, batch_size: int, device: Any, texts: Sequence[str]) -> Arrays:
+    return _documents(model, texts, batch_size, device)
+
+
+@dataclass(frozen=True)
+class PassageEncoder:
+    """The context encoder as a recipe (runner.CorpusEncoder): Ray workers build it."""
+
+    path: Path
+    batch_size: int
+
+    def load(self, device: Any) -> Callable[[Sequence[str]], Arrays]:
+        return functools.partial(_passages, _load(self.path, device), self.batch_size, device)
+
+
+def _load(path: Path, device: Any) -> Any:
+    from zoo.models.flmr import FLMRModelForRetrieval
+
+    model = FLMRModelForRetrieval.from_pretrained(path)
+    return model.to(device).eval()
 
 
 def _queries(
@@ -97,23 +116,22 @@ def _queries(
 
 
 def run(path: Path, data: Path, context: BenchContext) -> Outcome:
-    from zoo.models.flmr import FLMRModelForRetrieval
-
-    model = FLMRModelForRetrieval.from_pretrained(path)
-    model = model.to(context.device).eval()  # type: ignore[arg-type]  # transformers types .to() via a decorator
+    model = _load(path, context.device)
     processor = image_processor(path, int(model.config.vision_config.image_size))
     images_root = Path(context.options.images or data)
     batch = context.options.batch_size
     notes, sections = [], []
     if model.config.mask_instruction_token is None:
         notes.append("this model does not mask the instruction: queries still read '<instruction>: <question>'")
+    sets = []
     for name in m2kr.find_sets(data):
         dataset = m2kr.load(data, name, context.options.split)
+        store = context.store(f"m2kr-{name}", len(dataset.passage_ids), dataset.passage_ids, dataset.passage_texts)
+        sets.append((name, dataset, store))
+    jobs = [(store, dataset.passage_texts) for _, dataset, store in sets]
+    context.fill_all(jobs, PassageEncoder(path, batch), functools.partial(_passages, model, batch, context.device))
+    for name, dataset, store in sets:  # every corpus is encoded, now search
         ids, texts = dataset.passage_ids, dataset.passage_texts
-        store = context.store(f"m2kr-{name}", len(ids), ids, texts)
-        context.fill(store, functools.partial(_document_range, model, texts, batch, context.device))
-        if not context.searching:
-            continue
         queries = _queries(model, dataset.queries, processor, images_root, batch, context.device)
         query_ids = [q.id for q in dataset.queries]
         rankings = context.search(store, "multi", queries, query_ids, ids, max(CUTOFFS))

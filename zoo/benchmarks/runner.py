@@ -3,8 +3,9 @@
 Family modules (zoo.benchmarks.tapas / splade / flmr) load their data, encode the corpus into an
 embedding store, search it exactly and return `Section`s (one per dataset, metrics on their
 native scale: rates as fractions, active dims as counts). This module owns what is shared:
-where stores live, sharded filling, search plus the TREC run/qrels files written beside each
-store (so any peer tool can recompute the numbers), and judging with zoo.judging's policy.
+where stores live, filling them with an engine (this process, or Ray Data workers:
+zoo.benchmarks.ray_engine), search plus the TREC run/qrels files written beside each store (so
+any peer tool can recompute the numbers), and judging with zoo.judging's policy.
 """
 
 from __future__ import annotations
@@ -14,28 +15,29 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .. import cache, constants, conversion, families, manifest
 from ..checks.report import Check
 from ..errors import FormatError, InputError
+from ..extras import require
 from ..judging import Judgement, judge
 from ..registry import Entry, load_registry
 from .search import ExactIndex
-from .store import Arrays, EmbeddingStore, Shard, StoreMeta, fill, fingerprint
+from .store import Arrays, EmbeddingStore, StoreMeta, fill, fingerprint
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("zoo", "tf")
+ENGINES = ("single", "ray")  # single: this process encodes the corpus; ray: Ray Data workers (ray_engine.py)
 
 
 @dataclass(frozen=True)
 class BenchOptions:
     split: str = "test"
     work: Path | None = None  # embedding stores, runs and qrels; default ZOO_HOME/bench/<model>
-    shard: Shard = field(default_factory=Shard)
     batch_size: int = 32
     chunk_size: int = 1024
     device: str | None = None  # default: cuda when available
@@ -44,6 +46,10 @@ class BenchOptions:
     tables_tsv: Path | None = None  # TAPAS: shipped table embeddings to reproduce (default: beside the checkpoint)
     tables_sample: int = 64
     progress: bool = False
+    engine: str = "single"
+    ray_address: str | None = None  # ray engine: join this cluster ("auto", "ray://host:10001"); default: a local one
+    workers: int | None = None  # ray engine: encoder workers (default: one per GPU, else one per 4 CPUs)
+    gpus_per_worker: float | None = None  # ray engine: default 1 when the cluster has GPUs, else 0
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class BenchResult:
     entry_id: str | None
     data: str
     split: str
-    complete: bool  # False after a `--shard i/n` run: only that shard was encoded
+    complete: bool  # every corpus was encoded and searched (always, now that runs are never partial)
     sections: tuple[Section, ...]
     judgements: tuple[Judgement, ...]
     checks: tuple[Check, ...]
@@ -110,8 +116,24 @@ class BenchResult:
 # --- what each family runner gets ---------------------------------------------------------
 
 
+class CorpusEncoder(Protocol):
+    """A family's corpus encoder as a picklable recipe: `load` builds it where it runs.
+
+    The single-process engine builds it here (or uses the one the family already built); the
+    Ray engine ships the recipe to its workers, which build it once each. `load(device)` returns
+    a function from a slice of corpus items to the arrays stored for them.
+    """
+
+    @property
+    def path(self) -> Path:
+        """The model directory it loads (Ray workers read it at the same path)."""
+        ...
+
+    def load(self, device: Any) -> Callable[[Sequence[Any]], Arrays]: ...
+
+
 class BenchContext:
-    """Options plus the shared mechanics: stores, sharded encoding, exact search, run files."""
+    """Options plus the shared mechanics: stores, encoding engines, exact search, run files."""
 
     def __init__(self, options: BenchOptions, work: Path, model_fingerprint: str) -> None:
         import torch
@@ -120,11 +142,20 @@ class BenchContext:
         self.work = work
         self.model_fingerprint = model_fingerprint
         self.device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.notes: list[str] = []  # what the engine did, added to the result's notes
+        self._ray: Any = None  # ray_engine.RayEngine, started when a store first needs encoding
 
-    @property
-    def searching(self) -> bool:
-        """A shard run only encodes; the run without --shard searches (after encoding what is missing)."""
-        return self.options.shard.is_whole
+    def __enter__(self) -> BenchContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Leave Ray (a local instance this run started is shut down with all its processes)."""
+        if self._ray is not None:
+            engine, self._ray = self._ray, None
+            engine.close()
 
     def store(self, name: str, size: int, *data_identity: Any) -> EmbeddingStore:
         """The store for `name`, keyed by model, data and settings (another origin: another folder)."""
@@ -133,10 +164,54 @@ class BenchContext:
             self.work / f"{name}-{fp[:12]}", StoreMeta(fp, size, self.options.chunk_size, description=name)
         )
 
-    def fill(self, store: EmbeddingStore, encode: Callable[[range], Arrays]) -> None:
-        done = store.num_chunks - len(store.missing())
-        written = fill(store, encode, self.options.shard, self._progress(f"encode {store.meta.description}"))
-        log.info("%s: %d chunks encoded now, %d found done", store.root, written, done)
+    def fill(
+        self,
+        store: EmbeddingStore,
+        items: Sequence[Any],
+        encoder: CorpusEncoder | None,
+        encode: Callable[[Sequence[Any]], Arrays] | None = None,
+    ) -> None:
+        """Encode the chunks `store` misses from `items`; stored chunks are never encoded again.
+
+        `encode` is the encoder the family already built in this process (the single-process
+        engine uses it rather than building `encoder` again); Ray workers build `encoder`.
+        """
+        self.fill_all([(store, items)], encoder, encode)
+
+    def fill_all(
+        self,
+        jobs: Sequence[tuple[EmbeddingStore, Sequence[Any]]],
+        encoder: CorpusEncoder | None,
+        encode: Callable[[Sequence[Any]], Arrays] | None = None,
+    ) -> None:
+        """`fill` for several (store, items) of one model: the Ray engine encodes them as one Dataset,
+        so each worker loads the model once for all of them."""
+        found = {store.root: store.num_chunks - len(store.missing()) for store, _ in jobs}
+        written = dict.fromkeys(found, 0)
+        if all(store.complete for store, _ in jobs):
+            pass
+        elif self.options.engine == "ray":
+            if encoder is None:
+                raise InputError("this encoder runs in the single-process engine only (no --engine ray)")
+            if self._ray is None:
+                from .ray_engine import RayEngine
+
+                self._ray = RayEngine(self.options)
+            written = self._ray.fill(jobs, encoder)
+            names = ", ".join(store.meta.description for store, _ in jobs if written[store.root])
+            self.notes.append(f"{names}: {self._ray.describe(sum(written.values()))}")
+        else:
+            for store, items in jobs:
+                if store.complete:
+                    continue
+                if encode is None:
+                    if encoder is None:
+                        raise InputError(f"{store.meta.description}: no encoder")
+                    encode = encoder.load(self.device)
+                label = f"encode {store.meta.description}"
+                written[store.root] = fill(store, items, encode, self._progress(label))
+        for root, done in found.items():
+            log.info("%s: %d chunks encoded now, %d found done", root, written[root], done)
 
     def _progress(self, label: str) -> Callable[[Iterable[int]], Iterable[int]]:
         if not self.options.progress:
@@ -235,10 +310,31 @@ def registry_cells(entry: Entry, sections: Sequence[Section]) -> dict[tuple[str,
     return cells
 
 
-def run(model: str, data: Path, options: BenchOptions = BenchOptions(), judge_as: str | None = None) -> BenchResult:
-    """Benchmark `model` (registry id or directory) on the local data at `data`."""
+def check_options(options: BenchOptions) -> None:
     if options.backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}")
+    if options.engine not in ENGINES:
+        raise InputError(f"engine must be one of {ENGINES}")
+    ray_only = {
+        "--ray-address": options.ray_address,
+        "--workers": options.workers,
+        "--gpus-per-worker": options.gpus_per_worker,
+    }
+    if options.engine != "ray" and (given := [flag for flag, value in ray_only.items() if value is not None]):
+        raise InputError(f"{', '.join(given)}: only with --engine ray")
+    if options.workers is not None and options.workers < 1:
+        raise InputError(f"--workers {options.workers}: need at least one worker")
+    if options.gpus_per_worker is not None and options.gpus_per_worker < 0:
+        raise InputError(f"--gpus-per-worker {options.gpus_per_worker}: must be >= 0")
+    if options.engine == "ray" and options.backend != "zoo":
+        raise InputError(f"--backend {options.backend} runs in the single-process engine only (drop --engine ray)")
+    if options.engine == "ray":
+        require("ray", "zoo bench --engine ray")  # before any model is loaded
+
+
+def run(model: str, data: Path, options: BenchOptions = BenchOptions(), judge_as: str | None = None) -> BenchResult:
+    """Benchmark `model` (registry id or directory) on the local data at `data`."""
+    check_options(options)
     data = Path(data).expanduser()
     if not data.exists():
         raise InputError(f"--data {data}: no such file or directory")
@@ -246,37 +342,31 @@ def run(model: str, data: Path, options: BenchOptions = BenchOptions(), judge_as
     if options.backend != "zoo" and target.family != "tapas":
         raise InputError(f"--backend {options.backend} exists for TAPAS only (the TF reference)")
     work = Path(options.work).expanduser() if options.work else default_work(target.label)
-    context = BenchContext(options, work, model_fingerprint(target.path, options.backend))
-    outcome: Outcome = families.family(target.family).bench_module().run(target.path, data, context)
-    notes = list(outcome.notes)
+    with BenchContext(options, work, model_fingerprint(target.path, options.backend)) as context:
+        outcome: Outcome = families.family(target.family).bench_module().run(target.path, data, context)
+    notes = list(outcome.notes) + context.notes
     judgements: list[Judgement] = []
-    if context.searching and target.entry is not None:
+    if target.entry is not None:
         cells = registry_cells(target.entry, outcome.sections)
         judgements = judge(target.entry, cells)
         if not cells:
             notes.append(f"the registry has no numbers for these benchmarks under {target.entry.id}; nothing judged")
-    elif context.searching:
-        notes.append("no registry entry to judge against (give a registry id, or --judge-as ID for a directory)")
     else:
-        notes.append(
-            f"shard {options.shard} encoded into {work}; run again without --shard (after merging the "
-            "shards' work directories) to search and judge"
-        )
+        notes.append("no registry entry to judge against (give a registry id, or --judge-as ID for a directory)")
     result = BenchResult(
         model=str(model),
         family=target.family,
         entry_id=target.entry.id if target.entry else None,
         data=str(data),
         split=options.split,
-        complete=context.searching,
+        complete=True,
         sections=tuple(outcome.sections),
         judgements=tuple(judgements),
         checks=tuple(outcome.checks),
         notes=tuple(notes),
         work=str(work),
     )
-    if context.searching:
-        cache.atomic_write_bytes(
-            work / f"result-{options.split}.json", json.dumps(result.to_dict(), indent=2, default=str).encode()
-        )
+    cache.atomic_write_bytes(
+        work / f"result-{options.split}.json", json.dumps(result.to_dict(), indent=2, default=str).encode()
+    )
     return result

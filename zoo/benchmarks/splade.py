@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,22 +75,40 @@ def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> Arrays:
     return _sparse(encode(list(texts), batch_size=batch_size, convert_to_sparse_tensor=True, show_progress_bar=False))
 
 
-def _encode_range(model: Any, texts: Sequence[str], batch_size: int, items: range) -> Arrays:
-    return _encode(model, texts[items.start : items.stop], "document", batch_size)
+def _encode_documents(model: Any, batch_size: int, texts: Sequence[str]) -> Arrays:
+    return _encode(model, texts, "document", batch_size)
+
+
+@dataclass(frozen=True)
+class DocumentEncoder:
+    """`encode_document` of the SparseEncoder as a recipe (runner.CorpusEncoder): Ray workers build it."""
+
+    path: Path
+    batch_size: int
+
+    def load(self, device: Any) -> Callable[[Sequence[str]], Arrays]:
+        return functools.partial(_encode_documents, _load(self.path, device), self.batch_size)
+
+
+def _load(path: Path, device: Any) -> Any:
+    from zoo.families.splade import load_sparse_encoder
+
+    return load_sparse_encoder(path, device=str(device))
 
 
 def run(path: Path, data: Path, context: BenchContext) -> Outcome:
-    from zoo.families.splade import load_sparse_encoder
-
-    model = load_sparse_encoder(path, device=str(context.device))
+    model = _load(path, context.device)
     sections, batch = [], context.options.batch_size
+    encoder = DocumentEncoder(path, batch)
+    sets = []
     for folder in beir.find_sets(data):
         dataset = beir.load(folder, context.options.split)
-        name = nanobeir_name(folder.name)
         store = context.store(folder.name, len(dataset.doc_ids), dataset.doc_ids, dataset.doc_texts)
-        context.fill(store, functools.partial(_encode_range, model, dataset.doc_texts, batch))
-        if not context.searching:
-            continue
+        sets.append((folder, dataset, store))
+    jobs = [(store, dataset.doc_texts) for _, dataset, store in sets]
+    context.fill_all(jobs, encoder, functools.partial(_encode_documents, model, batch))  # every corpus, then search
+    for folder, dataset, store in sets:
+        name = nanobeir_name(folder.name)
         queries = _encode(model, dataset.query_texts, "query", batch)
         rankings = context.search(store, "sparse", queries, dataset.query_ids, dataset.doc_ids, TOP_K)
         asked = set(dataset.query_ids)

@@ -1,24 +1,22 @@
-"""A resumable, shardable on-disk store of corpus embeddings.
+"""A resumable on-disk store of corpus embeddings.
 
 Encoding a benchmark corpus takes hours for the large models, so it is written in fixed-size
 chunks: chunk i holds items [i * chunk_size, (i + 1) * chunk_size) as one safetensors file,
 written to a temp name and renamed, so a chunk file that exists is complete. That makes the
-set of chunk files the progress index: a rerun skips them (resume), and `--shard i/n` encodes
-a contiguous run of chunks so several machines fill one store between them. Stores filled on
-different machines are combined by copying chunk files (`merge`); `store.json` pins what the
-chunks were computed from (model, data, settings), so chunks of different origins never mix.
+set of chunk files the progress index: a rerun skips them (resume), whichever engine wrote
+them (this process, or Ray workers: zoo.benchmarks.ray_engine, whose chunks are the same
+bytes). `store.json` pins what the chunks were computed from (model, data, settings), so
+chunks of different origins never mix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from safetensors.numpy import load_file, save
@@ -28,36 +26,12 @@ from ..errors import InputError
 
 META_NAME = "store.json"
 Arrays = dict[str, np.ndarray]
+T = TypeVar("T")
 
 
 def fingerprint(*parts: Any) -> str:
     """sha256 of a JSON rendering: same inputs on any machine give the same store."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count` (0-based): a contiguous run of chunks."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-        if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
-            raise InputError(f"--shard {text!r}: expected i/n with 0 <= i < n (e.g. 0/4)")
-        return cls(int(match.group(1)), int(match.group(2)))
-
-    def chunks(self, num_chunks: int) -> range:
-        return range(num_chunks * self.index // self.count, num_chunks * (self.index + 1) // self.count)
-
-    @property
-    def is_whole(self) -> bool:
-        return self.count == 1
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
 
 
 @dataclass(frozen=True)
@@ -113,7 +87,16 @@ class EmbeddingStore:
         return not self.missing()
 
     def write(self, chunk: int, arrays: Arrays) -> None:
-        cache.atomic_write_bytes(self.path(chunk), save(arrays, metadata={"items": str(len(self.items(chunk)))}))
+        self.write_bytes(chunk, chunk_bytes(arrays, len(self.items(chunk))))
+
+    def write_bytes(self, chunk: int, data: bytes) -> None:
+        """Store a chunk file made elsewhere (chunk_bytes in a Ray worker); it must hold this chunk's items."""
+        if not 0 <= chunk < self.num_chunks:
+            raise InputError(f"{self.root}: no chunk {chunk} (the store has {self.num_chunks})")
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        if header.get("__metadata__", {}).get("items") != str(len(self.items(chunk))):
+            raise InputError(f"{self.root}: chunk {chunk} was encoded for another item range")
+        cache.atomic_write_bytes(self.path(chunk), data)
 
     def read(self, chunk: int) -> Arrays:
         return load_file(str(self.path(chunk)))
@@ -123,43 +106,28 @@ class EmbeddingStore:
         if missing := self.missing():
             raise InputError(
                 f"{self.root}: {len(missing)} of {self.num_chunks} chunks are not encoded yet "
-                f"(first missing: {missing[0]}); run the remaining shards or merge their stores"
+                f"(first missing: {missing[0]}); run zoo bench again to encode them"
             )
         for chunk in range(self.num_chunks):
             yield self.items(chunk), self.read(chunk)
 
 
+def chunk_bytes(arrays: Arrays, items: int) -> bytes:
+    """A chunk file's content: the arrays as safetensors, with the number of items they encode."""
+    return save(arrays, metadata={"items": str(items)})
+
+
 def fill(
     store: EmbeddingStore,
-    encode: Callable[[range], Arrays],
-    shard: Shard = Shard(),
+    items: Sequence[T],
+    encode: Callable[[Sequence[T]], Arrays],
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
 ) -> int:
-    """Encode this shard's missing chunks (`encode` maps an item range to arrays); returns how many."""
-    todo = store.missing(shard.chunks(store.num_chunks))
+    """Encode the missing chunks in this process (`encode` maps a slice of `items` to arrays); returns how many."""
+    if len(items) != store.meta.size:
+        raise InputError(f"{store.root}: {len(items)} items for a store of {store.meta.size}")
+    todo = store.missing()
     for chunk in progress(todo):
-        store.write(chunk, encode(store.items(chunk)))
+        span = store.items(chunk)
+        store.write(chunk, encode(items[span.start : span.stop]))
     return len(todo)
-
-
-def merge(sources: Sequence[Path], dest: Path) -> int:
-    """Copy the chunk files of every store under `sources` into the same relative place under `dest`.
-
-    Stores are matched by their path relative to each source root; their store.json must agree.
-    Returns the number of chunk files copied.
-    """
-    copied = 0
-    for source in map(Path, sources):
-        metas = sorted(source.rglob(META_NAME))
-        if not metas:
-            raise InputError(f"{source}: no embedding stores found to merge")
-        for meta_path in metas:
-            src = EmbeddingStore.open(meta_path.parent)
-            dst = EmbeddingStore(dest / meta_path.parent.relative_to(source), src.meta)
-            for chunk in range(src.num_chunks):
-                if src.has(chunk) and not dst.has(chunk):
-                    tmp = cache.temp_sibling(dst.path(chunk))
-                    shutil.copyfile(src.path(chunk), tmp)
-                    tmp.replace(dst.path(chunk))
-                    copied += 1
-    return copied

@@ -20,7 +20,8 @@ import itertools
 import json
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from . import nq_tables
 from .metrics import evaluate
 from .nq_tables import NQTables, Table
 from .runner import BenchContext, Outcome, Section
+from .store import Arrays
 
 BENCHMARK = "NQ-tables"
 CUTOFFS = (1, 5, 10, 15, 50, 100)  # the original's precision_at_k list
@@ -56,17 +58,21 @@ def _batches(items: Sequence, size: int):
 
 
 class TorchRetriever:
-    """The converted TapasDualEncoder."""
+    """The converted TapasDualEncoder, on `context`'s device and batch size (or the ones given)."""
 
-    def __init__(self, path: Path, context: BenchContext) -> None:
+    def __init__(
+        self, path: Path, context: BenchContext | None = None, *, device: Any = "cpu", batch_size: int = 32
+    ) -> None:
         from zoo.models.tapas import TapasDualEncoder, TapasTextEncoder
 
+        if context is not None:
+            device, batch_size = context.device, context.options.batch_size
         model = TapasDualEncoder.from_pretrained(str(path))
-        self.model = model.to(context.device).eval()  # type: ignore[arg-type]  # transformers types .to() via a decorator
+        self.model = model.to(device).eval()
         self.text = TapasTextEncoder.from_pretrained(
             path, max_length=min(512, self.model.config.max_position_embeddings)
         )
-        self.device, self.batch_size = context.device, context.options.batch_size
+        self.device, self.batch_size = device, batch_size
 
     def questions(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -152,6 +158,21 @@ class TFRetriever:
         )
 
 
+@dataclass(frozen=True)
+class TableEncoder:
+    """The converted model's table tower as a recipe (runner.CorpusEncoder): Ray workers build it."""
+
+    path: Path
+    batch_size: int
+
+    def load(self, device: Any) -> Callable[[Sequence[Table]], Arrays]:
+        return _table_arrays(TorchRetriever(self.path, device=device, batch_size=self.batch_size))
+
+
+def _table_arrays(retriever: TableRetriever) -> Callable[[Sequence[Table]], Arrays]:
+    return lambda tables: {"embeddings": retriever.tables(tables)}
+
+
 def _source_path(path: Path) -> Path | None:
     """The original TF checkpoint: the model dir itself, or the source a converted dir was made from (if here)."""
     if (path / constants.MANIFEST_FILENAME).is_file():
@@ -186,8 +207,9 @@ def run(path: Path, data: Path, context: BenchContext) -> Outcome:
         )
     else:
         retriever = TorchRetriever(path, context)
+    encoder = None if located is not None else TableEncoder(path, context.options.batch_size)
     try:
-        return _evaluate(dataset, retriever, path, context)
+        return _evaluate(dataset, retriever, encoder, path, context)
     finally:
         if located is not None:
             located.close()
@@ -209,7 +231,9 @@ def encodable(tables: Sequence[Table], text: Any) -> tuple[list[Table], list[Tab
     return kept, rejected
 
 
-def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context: BenchContext) -> Outcome:
+def _evaluate(
+    dataset: NQTables, retriever: TableRetriever, encoder: TableEncoder | None, path: Path, context: BenchContext
+) -> Outcome:
     tables, rejected = encodable(dataset.tables, retriever.text)
     notes = (
         [
@@ -221,9 +245,7 @@ def _evaluate(dataset: NQTables, retriever: TableRetriever, path: Path, context:
     )
     identity = [(t.table_id, t.title, t.columns, t.rows) for t in tables]
     store = context.store("nq_tables", len(tables), identity)
-    context.fill(store, lambda items: {"embeddings": retriever.tables(tables[items.start : items.stop])})
-    if not context.searching:
-        return Outcome([], notes=notes)
+    context.fill(store, tables, encoder, _table_arrays(retriever))
     texts = [text for q in dataset.questions for text in q.texts]
     encoded = retriever.questions(texts)
     bounds = np.cumsum([0] + [len(q.texts) for q in dataset.questions])
