@@ -8,17 +8,19 @@ produced, written and dropped in turn. Peak memory is one tensor, not one shard 
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import constants
 from .errors import FormatError
 
-_DTYPES = {
+_DTYPES: dict[np.dtype, str] = {
     np.dtype("float32"): "F32",
     np.dtype("float16"): "F16",
     np.dtype("float64"): "F64",
@@ -110,16 +112,71 @@ def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> N
 
 def read_tensor_names(directory: Path) -> dict[str, str]:
     """Map tensor name -> file for a single-file or sharded safetensors model directory."""
-    from safetensors import SafetensorError, safe_open
-
     index = _index(directory)
     if index is not None:
         return index
+    return dict.fromkeys(_header(directory / WEIGHTS_NAME)[0], WEIGHTS_NAME)
+
+
+class TensorReader:
+    """A model directory's tensors read one at a time with pread (single file or shards).
+
+    Nothing is memory-mapped, so reading a whole model keeps one tensor in memory at a time and
+    leaves no file pages mapped into the process (they would count towards its RSS).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._where = read_tensor_names(self.directory)
+        self._files: dict[str, tuple[dict[str, Any], int, int]] = {}  # file -> (header, data start, fd)
+
+    def names(self) -> list[str]:
+        return sorted(self._where)
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self._where:
+            raise FormatError(f"{self.directory}: no tensor {name!r}")
+        header, start, fd = self._open(self._where[name])
+        info = header[name]
+        begin, end = info["data_offsets"]
+        if info["dtype"] not in _NUMPY:
+            raise FormatError(f"{self.directory}: {name} is {info['dtype']}, which numpy cannot hold")
+        data = os.pread(fd, end - begin, start + begin)
+        if len(data) != end - begin:
+            raise FormatError(f"{self.directory}: {name} is cut short")
+        return np.frombuffer(data, dtype=_NUMPY[info["dtype"]]).reshape(info["shape"]).copy()
+
+    def _open(self, file: str) -> tuple[dict[str, Any], int, int]:
+        if file not in self._files:
+            header, start = _header(self.directory / file)
+            self._files[file] = (header, start, os.open(self.directory / file, os.O_RDONLY))
+        return self._files[file]
+
+    def close(self) -> None:
+        for _, _, fd in self._files.values():
+            os.close(fd)
+        self._files.clear()
+
+    def __enter__(self) -> TensorReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_NUMPY: dict[str, np.dtype] = {code: dtype for dtype, code in _DTYPES.items()}
+
+
+def _header(path: Path) -> tuple[dict[str, Any], int]:
+    """(tensor name -> {dtype, shape, data_offsets}, where the data starts) of one safetensors file."""
     try:
-        with safe_open(str(directory / WEIGHTS_NAME), framework="np") as fh:
-            return dict.fromkeys(fh.keys(), WEIGHTS_NAME)
-    except (OSError, SafetensorError) as exc:  # missing, or a damaged header
-        raise FormatError(f"{directory / WEIGHTS_NAME}: unreadable safetensors file ({exc})") from None
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(length))
+    except (OSError, struct.error, ValueError) as exc:
+        raise FormatError(f"{path}: not a readable safetensors file ({exc})") from None
+    header.pop("__metadata__", None)
+    return header, 8 + length
 
 
 def weight_files(directory: Path) -> list[str]:

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
 
 from ..errors import ZooError
-from ..safetensors_io import read_tensor_names
+from ..safetensors_io import TensorReader, read_tensor_names
 from . import replay
 from .report import Check
 
@@ -50,15 +49,11 @@ def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     if recorded and recorded != replayed:
         problems.append(f"manifest mapping differs from the rule table replay ({len(recorded ^ replayed)} rows)")
     equal = 0
-    handles: dict[str, Any] = {}
-    try:
+    with TensorReader(model_dir) as converted:  # one tensor at a time on both sides
         for target, m in sorted(targets.items()):
             if target not in stored:
                 continue
-            fname = stored[target]
-            if fname not in handles:
-                handles[fname] = safe_open(str(model_dir / fname), framework="np").__enter__()
-            got = handles[fname].get_tensor(target)
+            got = converted.get(target)
             want = m.apply(np.asarray(reader.get(m.source)))
             if want.dtype != got.dtype:
                 want = want.astype(got.dtype)
@@ -74,9 +69,6 @@ def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
                     f"{m.source} -> {target}: not bit-exact "
                     f"(shape {got.shape} vs {want.shape}, max abs diff {diff:.3g})"
                 )
-    finally:
-        for h in handles.values():
-            h.__exit__(None, None, None)
     ok = not problems
     return Check(
         name="weights",
