@@ -9,6 +9,7 @@ This module decides which checks apply and writes zoo_verify.json beside the mod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from .files import files
 from .reference import run_encodings
 from .report import Check, Report
 from .weights import weights
+
+log = logging.getLogger(__name__)
 
 
 def _encodings_kept(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> Check:
@@ -76,5 +79,8 @@ def verify_dir(model_dir: Path, *, golden: Path | None = None, entry: Entry | No
     if entry is not None and entry.golden:
         checks.append(module.registry_golden(model_dir, entry.golden))
     report = Report(target=str(model_dir), checks=tuple(checks))
-    cache.atomic_write_json(model_dir / manifest.VERIFY_REPORT_FILENAME, report.to_dict())
+    try:
+        cache.atomic_write_json(model_dir / manifest.VERIFY_REPORT_FILENAME, report.to_dict())
+    except OSError as exc:  # a read-only directory is still verifiable; only the record is not kept
+        log.warning("%s: the verify report was not written (%s)", model_dir, exc.strerror or exc)
     return report
