@@ -38,7 +38,8 @@ def test_encodings_pass_for_generated_checkpoints(converted, name):
     model_dir, manifest = converted[name]
     check = encodings(model_dir, manifest)
     assert check.name == "encodings" and check.ok, check.detail
-    assert check.value <= TOL and check.tolerance == TOL
+    assert check.value <= check.tolerance  # the float64 gate (zoo.checks.gate)
+    assert check.data["float32_max_abs_diff"] <= TOL  # what users run stays within the old float32 bound
     assert all(c > 0.99999 for c in check.data["cosine"].values())
 
 

@@ -20,10 +20,13 @@ import torch
 
 from .. import provenance
 from ..errors import FormatError, MissingDependencyError
+from ..safetensors_io import TensorReader
 from . import replay
+from .gate import gate
 from .reference import Probe, run_encodings
 from .report import Check
 from .similarity import max_abs_diff, min_row_cosine
+from .streaming import streamed
 
 if TYPE_CHECKING:
     from ..registry import GoldenValue
@@ -118,13 +121,14 @@ def _torch(array: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def _retriever_outputs(model, questions, tables) -> dict[str, np.ndarray]:
-    q_ids, q_mask = _torch(questions["input_ids"]), _torch(questions["attention_mask"])
-    t = [_torch(tables[k]) for k in ("input_ids", "attention_mask", "token_type_ids")]
+    """Both towers once each: the pooled outputs, then their projections."""
+    question_pooled = model.pool_questions(_torch(questions["input_ids"]), _torch(questions["attention_mask"]))
+    table_pooled = model.pool_tables(*[_torch(tables[k]) for k in ("input_ids", "attention_mask", "token_type_ids")])
     return {
-        "query_rep": model.encode_questions(q_ids, q_mask).numpy(),
-        "table_rep": model.encode_tables(*t).numpy(),
-        "question_pooled": model.pool_questions(q_ids, q_mask).numpy(),
-        "table_pooled": model.pool_tables(*t).numpy(),
+        "query_rep": model.project_questions(question_pooled).numpy(),
+        "table_rep": model.project_tables(table_pooled).numpy(),
+        "question_pooled": question_pooled.numpy(),
+        "table_pooled": table_pooled.numpy(),
     }
 
 
@@ -162,6 +166,7 @@ def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str
             located.files.prefix,
             located.files.config,
             reset_position_index_per_cell=bool(options.get("reset_position_index_per_cell", False)),
+            dtype=np.float64,  # the gate compares in float64 (zoo.checks.gate)
         )
         tables = probe_batch(config)
         inputs = {f"tables.{k}": v for k, v in tables.items()}
@@ -186,22 +191,38 @@ def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str
             want["span_indexes"] = want["span_indexes"][0]
     finally:
         located.close()
-    return Probe(inputs, want, f"the TensorFlow reference on {provenance.describe(manifest.get('source'))}")
+    return Probe(inputs, want, f"the TensorFlow reference (float64) on {provenance.describe(manifest.get('source'))}")
 
 
 def check_probe(model_dir: Path, probe: Probe, name: str) -> Check:
-    """The converted model on the probe's inputs vs the reference's outputs."""
-    from zoo.models.tapas import TapasDualEncoder, load_pretrained
+    """The converted model on the probe's inputs, in float64 and float32, vs the reference (zoo.checks.gate).
 
-    model = load_pretrained(model_dir)
+    The model's weights are streamed block by block from its safetensors files, so the check
+    never holds the whole model (zoo.checks.streaming).
+    """
     tables = {k.removeprefix("tables."): v for k, v in probe.inputs.items() if k.startswith("tables.")}
-    if isinstance(model, TapasDualEncoder):
-        questions = {k.removeprefix("questions."): v for k, v in probe.inputs.items() if k.startswith("questions.")}
-        got = _retriever_outputs(model, questions, tables)
-    else:
-        got = _reader_outputs(model, tables)
+    questions = {k.removeprefix("questions."): v for k, v in probe.inputs.items() if k.startswith("questions.")}
+    ours64, ours32 = (streamed_outputs(model_dir, questions, tables, dtype) for dtype in (torch.float64, torch.float32))
     lengths = ", ".join(str(int(n)) for n in tables["attention_mask"].sum(-1))
-    return compare(name, got, probe.outputs, f"torch vs {probe.reference}, probe batch of lengths {lengths}")
+    return gate(name, ours64, ours32, probe.outputs, f"torch vs {probe.reference}, probe batch of lengths {lengths}")
+
+
+def streamed_outputs(
+    model_dir: Path, questions: Mapping[str, np.ndarray], tables: Mapping[str, np.ndarray], dtype: torch.dtype
+) -> dict[str, np.ndarray]:
+    """The model's own forward in `dtype`, one block's weights in memory at a time."""
+    from zoo.models.tapas import TapasDualEncoder, model_class
+
+    cls = model_class(model_dir)
+    config: Any = cls.config_class.from_pretrained(model_dir)
+    with torch.device("meta"):
+        model = cls(config).eval()
+    towers = [model.bert, model.bert_1] if isinstance(model, TapasDualEncoder) else [model.bert]
+    blocks = [block for tower in towers for block in (tower.embeddings, *tower.encoder.layer, tower.pooler)]
+    with TensorReader(model_dir) as reader, streamed(model, reader, blocks, dtype):
+        if isinstance(model, TapasDualEncoder):
+            return _retriever_outputs(model, questions, tables)
+        return _reader_outputs(model, tables)
 
 
 def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:

@@ -44,9 +44,17 @@ def _layer_norm(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
 
 
 class TapasTFReference:
-    """The checkpoint's variables plus the original forward passes, in TF ops."""
+    """The checkpoint's variables plus the original forward passes, in TF ops.
 
-    def __init__(self, prefix: Path, bert_config: Path, *, reset_position_index_per_cell: bool) -> None:
+    Variables are read from the checkpoint when an op needs them, so a forward pass holds one
+    layer's weights at a time, never the model. `dtype` float64 runs the same graph in double
+    precision (the variables are cast exactly), which is how zoo's parity gate separates a
+    conversion mistake from float32 rounding.
+    """
+
+    def __init__(
+        self, prefix: Path, bert_config: Path, *, reset_position_index_per_cell: bool, dtype: Any = None
+    ) -> None:
         config = json.loads(Path(bert_config).read_text())
         self.hidden = int(config["hidden_size"])
         self.heads = int(config["num_attention_heads"])
@@ -55,24 +63,27 @@ class TapasTFReference:
         self.activation = _ACTIVATIONS[config["hidden_act"]]
         self.softmax_temperature = float(config.get("softmax_temperature", 1.0))
         self.reset = reset_position_index_per_cell
-        reader = tf.train.load_checkpoint(str(prefix))
-        self.vars = {
-            name: tf.constant(reader.get_tensor(name))
-            for name in reader.get_variable_to_shape_map()
+        self.dtype = tf.as_dtype(dtype or tf.float32)
+        self.checkpoint = tf.train.load_checkpoint(str(prefix))
+        self.names = {
+            name
+            for name in self.checkpoint.get_variable_to_shape_map()
             if name.rsplit("/", 1)[-1] not in _NOT_WEIGHTS and name not in ("global_step", "counter")
         }
 
     # --- encoder (modeling.BertModel) -----------------------------------------------------
 
     def _v(self, name: str) -> Tensor:
-        return self.vars[name]
+        if name not in self.names:
+            raise KeyError(f"the checkpoint has no variable {name!r}")
+        return tf.constant(self.checkpoint.get_tensor(name), dtype=self.dtype)
 
     def _embeddings(self, scope: str, input_ids, token_type_ids) -> Tensor:
         batch, length = input_ids.shape
         output = tf.nn.embedding_lookup(self._v(f"{scope}/embeddings/word_embeddings"), input_ids)
         for i, size in enumerate(self.type_vocab_sizes):
             table = self._v(f"{scope}/embeddings/token_type_embeddings_{i}")
-            one_hot = tf.one_hot(tf.reshape(token_type_ids[i], [-1]), depth=size)
+            one_hot = tf.one_hot(tf.reshape(token_type_ids[i], [-1]), depth=size, dtype=self.dtype)
             output += tf.reshape(tf.matmul(one_hot, table), [batch, length, self.hidden])
         positions = self._v(f"{scope}/embeddings/position_embeddings")
         if self.reset:
@@ -120,7 +131,7 @@ class TapasTFReference:
         input_ids = tf.constant(input_ids, tf.int32)
         types = [tf.constant(t, tf.int32) for t in np.moveaxis(np.asarray(token_type_ids), -1, 0)]
         x = self._embeddings(scope, input_ids, types)
-        mask = tf.cast(tf.constant(input_mask)[:, None, None, :], tf.float32)
+        mask = tf.cast(tf.constant(input_mask)[:, None, None, :], self.dtype)
         adder = tf.math.log(mask)
         adder = tf.where(tf.math.is_finite(adder), adder, tf.zeros_like(adder) - 10000.0)
         for layer in range(self.layers):
@@ -147,13 +158,13 @@ class TapasTFReference:
         self, question_input_ids, question_input_mask, input_ids, input_mask, token_type_ids, max_query_length: int
     ) -> dict[str, np.ndarray]:
         """query_rep, table_rep and both pooled outputs; one tower only: bert/ serves both."""
-        question_scope = "bert_1" if any(n.startswith("bert_1/") for n in self.vars) else "bert"
+        question_scope = "bert_1" if any(n.startswith("bert_1/") for n in self.names) else "bert"
         q_ids = np.asarray(question_input_ids)[:, :max_query_length]
         q_mask = np.asarray(question_input_mask)[:, :max_query_length]
         _, question_pooled = self.encode(question_scope, q_ids, q_mask, np.zeros((*q_ids.shape, 7), np.int32))
         _, table_pooled = self.encode("bert", input_ids, input_mask, token_type_ids)
         query_rep, table_rep = question_pooled, table_pooled
-        if "table_projection" in self.vars:
+        if "table_projection" in self.names:
             table_rep = tf.matmul(table_pooled, self._v("table_projection"), transpose_b=True)
             query_rep = tf.matmul(question_pooled, self._v("text_projection"), transpose_b=True)
         return {
@@ -168,7 +179,7 @@ class TapasTFReference:
     def reader(self, input_ids, input_mask, token_type_ids, temperature: float = 1.0) -> dict[str, np.ndarray]:
         sequence, pooled = self.encode("bert", input_ids, input_mask, token_type_ids)
         logits = (tf.einsum("bsj,j->bs", sequence, self._v("output_weights")) + self._v("output_bias")) / temperature
-        probabilities = tf.sigmoid(logits) * tf.cast(tf.constant(input_mask), tf.float32)
+        probabilities = tf.sigmoid(logits) * tf.cast(tf.constant(input_mask), self.dtype)
         logits_cls = tf.nn.bias_add(
             tf.matmul(pooled, self._v("output_weights_cls"), transpose_b=True), self._v("output_bias_cls")
         )

@@ -9,6 +9,7 @@ from .modeling_tapas import (
     TapasReaderOutput,
     cell_positions,
     load_pretrained,
+    model_class,
     span_indexes,
 )
 from .tokenization_tapas import TapasTextEncoder
@@ -25,5 +26,6 @@ __all__ = [
     "TapasTextEncoder",
     "cell_positions",
     "load_pretrained",
+    "model_class",
     "span_indexes",
 ]

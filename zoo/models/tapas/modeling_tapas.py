@@ -46,6 +46,7 @@ __all__ = [
     "TapasReaderOutput",
     "cell_positions",
     "load_pretrained",
+    "model_class",
     "span_indexes",
 ]
 
@@ -224,8 +225,11 @@ class TapasTower(nn.Module):
         self.encoder = TapasEncoder(config)
         self.pooler = TapasPooler(config)
 
-    def forward(self, input_ids: torch.Tensor, bias: torch.Tensor, token_type_ids: torch.Tensor) -> TowerOutput:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> TowerOutput:
         hidden = self.embeddings(input_ids, token_type_ids)
+        bias = _attention_bias(attention_mask, hidden.dtype)
         for layer in self.encoder.layer:
             hidden = layer(hidden, bias)
         return TowerOutput(last_hidden_state=hidden, pooler_output=self.pooler(hidden))
@@ -250,8 +254,7 @@ def _run(tower: TapasTower, input_ids, attention_mask, token_type_ids) -> TowerO
             f"sequence length {input_ids.shape[-1]} exceeds max_position_embeddings "
             f"{tower.config.max_position_embeddings}"
         )
-    dtype = tower.embeddings.word_embeddings.weight.dtype
-    return tower(input_ids, _attention_bias(attention_mask, dtype), token_type_ids)
+    return tower(input_ids, attention_mask, token_type_ids)
 
 
 class _TapasPreTrained(PreTrainedModel):
@@ -305,13 +308,19 @@ class TapasDualEncoder(_TapasPreTrained):
         return _run(self.bert, input_ids, attention_mask, token_type_ids).pooler_output
 
     def encode_questions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        pooled = self.pool_questions(input_ids, attention_mask)
-        return pooled if self.text_projection is None else self.text_projection(pooled)
+        """Question representations [B, D]: the pooled output, down-projected when D > 0."""
+        return self.project_questions(self.pool_questions(input_ids, attention_mask))
 
     def encode_tables(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> torch.Tensor:
-        pooled = self.pool_tables(input_ids, attention_mask, token_type_ids)
+        """Table representations [B, D]: the pooled output, down-projected when D > 0."""
+        return self.project_tables(self.pool_tables(input_ids, attention_mask, token_type_ids))
+
+    def project_questions(self, pooled: torch.Tensor) -> torch.Tensor:
+        return pooled if self.text_projection is None else self.text_projection(pooled)
+
+    def project_tables(self, pooled: torch.Tensor) -> torch.Tensor:
         return pooled if self.table_projection is None else self.table_projection(pooled)
 
     def forward(
@@ -448,13 +457,22 @@ def _within_one_cell(ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
     return (start == end) & (start > 0)
 
 
-def load_pretrained(directory: str | Path) -> TapasDualEncoder | TapasReader:
-    """A converted directory -> the model class its config.json names (model_type)."""
+MODEL_CLASSES: dict[str, type[TapasDualEncoder] | type[TapasReader]] = {
+    TapasDualEncoderConfig.model_type: TapasDualEncoder,
+    TapasReaderConfig.model_type: TapasReader,
+}
+
+
+def model_class(directory: str | Path) -> type[TapasDualEncoder] | type[TapasReader]:
+    """The model class a converted directory's config.json names (model_type)."""
     model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type")
-    classes: dict[str, type[TapasDualEncoder] | type[TapasReader]] = {
-        TapasDualEncoderConfig.model_type: TapasDualEncoder,
-        TapasReaderConfig.model_type: TapasReader,
-    }
-    if model_type not in classes:
-        raise TapasInputError(f"{directory}: model_type {model_type!r} is not a zoo TAPAS model ({', '.join(classes)})")
-    return classes[model_type].from_pretrained(directory)
+    if model_type not in MODEL_CLASSES:
+        raise TapasInputError(
+            f"{directory}: model_type {model_type!r} is not a zoo TAPAS model ({', '.join(MODEL_CLASSES)})"
+        )
+    return MODEL_CLASSES[model_type]
+
+
+def load_pretrained(directory: str | Path) -> TapasDualEncoder | TapasReader:
+    """A converted directory -> its model (TapasDualEncoder or TapasReader)."""
+    return model_class(directory).from_pretrained(directory)

@@ -1,0 +1,50 @@
+"""Run a model's own forward with its weights read from disk one block at a time.
+
+The model is built on the meta device (no memory); forward pre-hooks give each block (a
+tower's embeddings, one encoder layer, the pooler) its weights from the safetensors files just
+before it runs, and forward hooks drop them after. Parameters outside every block (projections,
+heads: small) are loaded once up front. So checking a LARGE model needs one layer's weights at a
+time, not the model, and the code that runs is the model's own forward, not a re-implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ..safetensors_io import TensorReader
+
+
+@contextlib.contextmanager
+def streamed(model: nn.Module, reader: TensorReader, blocks: Sequence[nn.Module], dtype: torch.dtype) -> Iterator[None]:
+    """Within the block, `model` (built on meta) computes in `dtype` with weights streamed from `reader`."""
+    prefixes = {id(module): name for name, module in model.named_modules()}
+    inside = {id(p) for block in blocks for p in block.parameters()}
+
+    def load(module: nn.Module, prefix: str, recurse: bool = True) -> None:
+        module.to_empty(device="cpu", recurse=recurse)
+        for name, param in module.named_parameters(prefix=prefix, recurse=recurse):
+            if recurse or id(param) not in inside:
+                param.data = torch.from_numpy(reader.get(name)).to(dtype)
+
+    def before(module: nn.Module, args: object) -> None:
+        load(module, prefixes[id(module)])
+
+    def after(module: nn.Module, args: object, output: object) -> None:
+        module.to_empty(device="meta")
+
+    for name, module in model.named_modules():  # everything outside the blocks, once
+        if any(id(p) not in inside for p in module.parameters(recurse=False)):
+            load(module, name, recurse=False)
+    handles = [
+        h for block in blocks for h in (block.register_forward_pre_hook(before), block.register_forward_hook(after))
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.to_empty(device="meta")
