@@ -15,12 +15,13 @@ import tempfile
 import weakref
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from converters import shared
 from converters.rules import Rule
 from zoo import extras
 from zoo.cache import sha256_file
@@ -161,8 +162,17 @@ class Located:
 
 
 def resolve(src: Path) -> Located:
-    """Zip, folder or prefix -> Located. Zips are extracted into a temp dir that `close` removes."""
+    """Zip, folder or prefix -> Located. Zips are extracted into a temp dir that `close` removes.
+
+    Inside `converters.sharing()` an artifact is extracted once; later callers get a view whose
+    `close` leaves the extraction to the session.
+    """
     src = Path(src).expanduser().absolute()
+    located, owned = shared(("tapas", str(src)), lambda: _resolve(src))
+    return located if owned else replace(located, _tmp=None)
+
+
+def _resolve(src: Path) -> Located:
     if src.is_file() and zipfile.is_zipfile(src):
         tmp = tempfile.TemporaryDirectory(prefix="zoo-tapas-")
         root = Path(tmp.name) / "x"
@@ -183,7 +193,7 @@ def resolve(src: Path) -> Located:
     if Path(str(src) + INDEX_SUFFIX).is_file():
         return Located(_files_for(src), "prefix", src, "")
     if src.suffix == INDEX_SUFFIX and src.is_file():
-        return resolve(src.with_suffix(""))
+        return _resolve(src.with_suffix(""))
     raise FormatError(f"{src}: not a zip, a folder or a checkpoint prefix (no {src.name}{INDEX_SUFFIX})")
 
 

@@ -97,6 +97,7 @@ def convert(
     *,
     force: bool = False,
     progress: bool = False,
+    accept_mismatch: bool = False,
     **options: Any,
 ) -> Path:
     """Convert a registry model (pulled if needed), or with `format` a local artifact, into `out`.
@@ -104,6 +105,7 @@ def convert(
     A registry model goes to the cache (or `out`); a local artifact (zip, unzipped folder,
     checkpoint prefix, .ckpt) needs `format` and `out`. `options` are the format's converter
     options (e.g. `config=`, `vision=` for flmr-legacy; `reset_position_index_per_cell=` for TAPAS).
+    `accept_mismatch` keeps a conversion that fails its parity checks, recorded in manifest and card.
     """
     if format is not None:
         if out is None:
@@ -111,7 +113,13 @@ def convert(
         if (problem := zip_problem(Path(model_or_path))) is not None:
             raise FormatError(f"{model_or_path}: corrupt archive, a zip that cannot be read (truncated?): {problem}")
         return conversion.convert_local(
-            Path(model_or_path), format, Path(out), options=options, force=force, progress=progress
+            Path(model_or_path),
+            format,
+            Path(out),
+            options=options,
+            force=force,
+            progress=progress,
+            accept_mismatch=accept_mismatch,
         )
     if options:
         raise InputError(
@@ -127,7 +135,9 @@ def convert(
                 "(--format / format=) and an output directory"
             ) from None
         raise
-    return conversion.convert_entry(entry, Path(out) if out is not None else None, force=force, progress=progress)
+    return conversion.convert_entry(
+        entry, Path(out) if out is not None else None, force=force, progress=progress, accept_mismatch=accept_mismatch
+    )
 
 
 @_typed_errors

@@ -132,13 +132,23 @@ def cmd_convert(args: argparse.Namespace) -> int:
             if v is not None
         }
         path = api.convert(
-            Path(args.source), args.format, Path(args.out), force=args.force, progress=_progress(args), **options
+            Path(args.source),
+            args.format,
+            Path(args.out),
+            force=args.force,
+            progress=_progress(args),
+            accept_mismatch=args.accept_mismatch,
+            **options,
         )
     else:
         if not args.model or args.format or args.config or args.vision or args.reset:
             raise InputError("convert takes a model id, or --from PATH --format FORMAT --out DIR")
         path = api.convert(
-            args.model, out=Path(args.out) if args.out else None, force=args.force, progress=_progress(args)
+            args.model,
+            out=Path(args.out) if args.out else None,
+            force=args.force,
+            progress=_progress(args),
+            accept_mismatch=args.accept_mismatch,
         )
     data = api.read_manifest(path)
     _emit(
@@ -354,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tapas: per-cell position reset, when the checkpoint has no .meta graph to tell",
     )
     p.add_argument("--force", action="store_true", help="replace an existing converted model")
+    p.add_argument(
+        "--accept-mismatch",
+        action="store_true",
+        help="keep a conversion that fails its parity checks (recorded in the manifest and card)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_convert)
 

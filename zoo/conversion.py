@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from converters import sharing
+
 from . import cache, card, constants, manifest, provenance, remote_code, sources
 from .checks import runner
 from .errors import ConversionError, InputError, OutputError
-from .families import family, find_format
+from .families import Family, family, find_format
 from .registry import Entry
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 ORIGINAL_CARD = "README_original.md"
 
 
-def convert_entry(entry: Entry, out: Path | None = None, *, force: bool = False, progress: bool = False) -> Path:
+def convert_entry(
+    entry: Entry, out: Path | None = None, *, force: bool = False, progress: bool = False, accept_mismatch: bool = False
+) -> Path:
     """Pull a registry model if needed, then convert it (or adopt a modern Hub repo) into `out` or the cache.
 
     Everything runs under the model's conversion lock, and the raw files are taken with the
@@ -48,7 +52,14 @@ def convert_entry(entry: Entry, out: Path | None = None, *, force: bool = False,
         origin = {"url": receipt.get("url") or entry.source.url, "sha256": receipt.get("sha256")}
         # the cache's own directory may be replaced (a stale or older conversion); a user's out may not
         return convert_local(
-            raw, entry.converter, target, entry=entry, origin=origin, force=force or out is None, progress=progress
+            raw,
+            entry.converter,
+            target,
+            entry=entry,
+            origin=origin,
+            force=force or out is None,
+            progress=progress,
+            accept_mismatch=accept_mismatch,
         )
 
 
@@ -70,10 +81,12 @@ def convert_local(
     origin: dict[str, Any] | None = None,
     force: bool = False,
     progress: bool = False,
+    accept_mismatch: bool = False,
 ) -> Path:
     """Convert `src` (zip, folder, checkpoint prefix or .ckpt) with converter `fmt` into `out`.
 
     `origin` records where a registry model's raw artifact came from (URL and pulled sha256).
+    `accept_mismatch` keeps a conversion that fails a check, saying so in the manifest and card.
     """
     from converters import load_format
 
@@ -91,50 +104,76 @@ def convert_local(
     out = Path(out).expanduser().resolve()
     tmp = _prepare_target(out, force)
     try:
-        result = module.convert(src, tmp, options, progress)
-        remote_code.install(tmp, fam, spec.task)
-        source, portable_options = provenance.make_portable(
-            {**result.source, **({"origin": origin} if origin else {})}, result.options
-        )
-        draft = manifest.describe(
-            family=fam.name,
-            format=fmt,
-            source=source,
-            model_id=entry.id if entry else None,
-            options=portable_options,
-            mapping=[m.to_dict() for m in result.plan.mapped],
-            skipped=list(result.plan.skipped),
-            notes=list(result.notes),
-        )
-        checks = runner.conversion_checks(fam, tmp, draft)
-        failed = [c for c in checks if not c.ok]
-        if failed:
-            raise ConversionError(
-                "conversion produced a model that fails verification: "
-                + "; ".join(f"{c.name}: {c.value} {c.detail}".strip() for c in failed)
+        with sharing():  # the source is opened (a zip extracted) once for the converter and every check
+            return _convert_into(
+                module, fam, fmt, spec.task, src, tmp, out, options, entry, origin, progress, accept_mismatch
             )
-        check_dicts = [c.to_dict() for c in checks]
-        local = [src if src.is_dir() else None, *(Path(v) for k, v in result.options.items() if k == "config" and v)]
-        card.write(
-            tmp,
-            card.CardFacts(
-                family=fam,
-                task=spec.task,
-                title=entry.id if entry else _title(src),
-                entry=entry,
-                source=source,
-                checks=check_dicts,
-                notes=list(result.notes),
-                license=card.source_license(local),
-                has_tokenizer=(tmp / "vocab.txt").is_file()
-                or (fam.remote_code is not None and bool(fam.remote_code.tokenizers)),
-            ),
-        )
-        manifest.seal(tmp, draft, check_dicts)
-        cache.replace_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _convert_into(
+    module: Any,
+    fam: Family,
+    fmt: str,
+    task: str,
+    src: Path,
+    tmp: Path,
+    out: Path,
+    options: dict[str, Any],
+    entry: Entry | None,
+    origin: dict[str, Any] | None,
+    progress: bool,
+    accept_mismatch: bool,
+) -> Path:
+    """Convert into `tmp`, check, describe, then rename into `out` (the caller removes `tmp` on failure)."""
+    result = module.convert(src, tmp, options, progress)
+    remote_code.install(tmp, fam, task)
+    source, portable_options = provenance.make_portable(
+        {**result.source, **({"origin": origin} if origin else {})}, result.options
+    )
+    notes = list(result.notes)
+    draft = manifest.describe(
+        family=fam.name,
+        format=fmt,
+        source=source,
+        model_id=entry.id if entry else None,
+        options=portable_options,
+        mapping=[m.to_dict() for m in result.plan.mapped],
+        skipped=list(result.plan.skipped),
+        notes=notes,
+    )
+    checks = runner.conversion_checks(fam, tmp, draft)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        summary = "; ".join(f"{c.name}: {c.value} {c.detail}".strip() for c in failed)
+        if not accept_mismatch:
+            raise ConversionError(
+                f"conversion produced a model that fails verification: {summary} "
+                "(--accept-mismatch keeps it anyway, recorded in the manifest and card)"
+            )
+        names = ", ".join(c.name for c in failed)
+        notes.append(f"ACCEPTED MISMATCH (--accept-mismatch): the conversion did not pass {names}")
+        draft = {**draft, "notes": notes, "accepted_mismatch": [c.name for c in failed]}
+    check_dicts = [c.to_dict() for c in checks]
+    local = [src if src.is_dir() else None, *(Path(v) for k, v in result.options.items() if k == "config" and v)]
+    card.write(
+        tmp,
+        card.CardFacts(
+            family=fam,
+            task=task,
+            title=entry.id if entry else _title(src),
+            entry=entry,
+            source=source,
+            checks=check_dicts,
+            notes=notes,
+            license=card.source_license(local),
+            has_tokenizer=(tmp / "vocab.txt").is_file() or bool(fam.remote_code and fam.remote_code.tokenizers),
+        ),
+    )
+    manifest.seal(tmp, draft, check_dicts)
+    cache.replace_dir(tmp, out)
     return out
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from ..errors import FormatError
 from ..safetensors_io import TensorReader
 
 
@@ -28,7 +29,13 @@ def streamed(model: nn.Module, reader: TensorReader, blocks: Sequence[nn.Module]
         module.to_empty(device="cpu", recurse=recurse)
         for name, param in module.named_parameters(prefix=prefix, recurse=recurse):
             if recurse or id(param) not in inside:
-                param.data = torch.from_numpy(reader.get(name)).to(dtype)
+                value = torch.from_numpy(reader.get(name))
+                if value.shape != param.shape:
+                    raise FormatError(
+                        f"{reader.directory}: {name} has shape {tuple(value.shape)}, "
+                        f"the model expects {tuple(param.shape)}"
+                    )
+                param.data = value.to(dtype)
 
     def before(module: nn.Module, args: object) -> None:
         load(module, prefixes[id(module)])

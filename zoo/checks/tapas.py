@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from .. import provenance
-from ..errors import FormatError, MissingDependencyError
+from ..errors import FormatError, MissingDependencyError, ZooError
+from ..models.tapas import TapasInputError
 from ..safetensors_io import TensorReader
 from . import replay
 from .gate import gate
@@ -202,7 +203,10 @@ def check_probe(model_dir: Path, probe: Probe, name: str) -> Check:
     """
     tables = {k.removeprefix("tables."): v for k, v in probe.inputs.items() if k.startswith("tables.")}
     questions = {k.removeprefix("questions."): v for k, v in probe.inputs.items() if k.startswith("questions.")}
-    ours64, ours32 = (streamed_outputs(model_dir, questions, tables, dtype) for dtype in (torch.float64, torch.float32))
+    try:
+        ours64, ours32 = (streamed_outputs(model_dir, questions, tables, d) for d in (torch.float64, torch.float32))
+    except (ZooError, TapasInputError, RuntimeError) as exc:  # misshapen or missing weights, a config that lies
+        return Check(name, ok=False, value="does not run", detail=f"the model does not run on the probe: {exc}")
     lengths = ", ".join(str(int(n)) for n in tables["attention_mask"].sum(-1))
     return gate(name, ours64, ours32, probe.outputs, f"torch vs {probe.reference}, probe batch of lengths {lengths}")
 
