@@ -9,17 +9,17 @@ ConversionResult whose `plan` verify's `weights` check replays against `open_sou
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Hashable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
 from converters.rules import Plan
+from converters.sharing import shared, sharing
 from zoo.families import find_format, import_attr
+
+__all__ = ["ConversionResult", "SourceReader", "load_format", "shared", "sharing"]
 
 
 class SourceReader(Protocol):
@@ -39,36 +39,6 @@ class ConversionResult:
     source: dict[str, Any]  # identity recorded in the manifest: format, path, files and hashes
     options: dict[str, Any] = field(default_factory=dict)  # what open_source needs to replay
     notes: tuple[str, ...] = ()  # facts worth stating in the card, e.g. single-tower copy
-
-
-T = TypeVar("T")
-_SHARED: ContextVar[dict[Hashable, Any] | None] = ContextVar("zoo_shared_sources", default=None)
-
-
-@contextlib.contextmanager
-def sharing() -> Iterator[None]:
-    """Within the block a source is opened (a zip extracted, a pickle read) once, and the converter
-    and every check that replays it share it; everything opened is closed at the end."""
-    opened: dict[Hashable, Any] = {}
-    token = _SHARED.set(opened)
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
-        for value in opened.values():
-            close = getattr(value, "close", None)
-            if close is not None:
-                close()
-
-
-def shared(key: Hashable, open_source: Callable[[], T]) -> tuple[T, bool]:
-    """(the opened source, whether the caller owns it and must close it)."""
-    opened = _SHARED.get()
-    if opened is None:
-        return open_source(), True
-    if key not in opened:
-        opened[key] = open_source()
-    return opened[key], False
 
 
 def load_format(name: str) -> ModuleType:

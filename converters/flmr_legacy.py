@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from converters import ConversionResult, SourceReader
+from converters import ConversionResult, SourceReader, shared
 from converters.rules import Plan, Rule, check_shapes, plan
 from converters.safe_pickle import load_torch_pickle
 from zoo.cache import sha256_file
@@ -94,8 +94,16 @@ class LegacyReader:
 
 
 def open_source(src: Path, options: dict[str, Any]) -> LegacyReader:
-    """Read the .ckpt without running code from it, and the `vision` CLIP directory if given."""
-    src = Path(src)
+    """Read the .ckpt without running code from it, and the `vision` CLIP directory if given.
+
+    Inside `converters.sharing()` the checkpoint is unpickled once for the converter and the checks.
+    """
+    vision = str(options.get("vision") or "")
+    reader, _ = shared(("flmr-legacy", str(Path(src).resolve()), vision), lambda: _open(Path(src), vision))
+    return reader
+
+
+def _open(src: Path, vision: str) -> LegacyReader:
     if not src.is_file():
         raise FormatError(f"{src}: not a file; flmr-legacy expects a Lightning .ckpt")
     loaded = load_torch_pickle(src)
@@ -107,8 +115,8 @@ def open_source(src: Path, options: dict[str, Any]) -> LegacyReader:
     if bad:
         raise FormatError(f"{src}: state_dict entries that are not tensors: {', '.join(bad[:8])}")
     tensors: dict[str, torch.Tensor] = dict(state)
-    if options.get("vision"):
-        tensors.update({VISION_PREFIX + k: v for k, v in _read_vision_dir(Path(options["vision"])).items()})
+    if vision:
+        tensors.update({VISION_PREFIX + k: v for k, v in _read_vision_dir(Path(vision)).items()})
     return LegacyReader(tensors, loaded.placeholders)
 
 

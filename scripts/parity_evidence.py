@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-SHAPES: dict[str, dict[str, int]] = {  # the BERT miniatures TAPAS released, plus the width/depth the issue saw
+SHAPES: dict[str, dict[str, Any]] = {  # the BERT miniatures TAPAS released, plus the width/depth the issue saw
     "tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
     "small": {"hidden_size": 512, "num_hidden_layers": 4, "num_attention_heads": 8, "intermediate_size": 2048},
     "384x12": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536},
@@ -74,13 +74,15 @@ def _swap_towers(t: dict[str, Any]) -> dict[str, Any]:
     return {swap(k): v for k, v in t.items()}
 
 
+def _drop_projections(model_dir: Path) -> None:
+    _config(model_dir, down_projection_dim=0)
+    _tensors(model_dir, lambda t: {k: v for k, v in t.items() if "projection" not in k})
+
+
 MUTATIONS: dict[str, Callable[[Path], None]] = {
     "erf-gelu": lambda d: _config(d, hidden_act="gelu"),
     "swapped-towers": lambda d: _tensors(d, _swap_towers),
-    "no-projection": lambda d: (
-        _config(d, down_projection_dim=0),
-        _tensors(d, lambda t: {k: v for k, v in t.items() if "projection" not in k}),
-    ),
+    "no-projection": _drop_projections,
     "transposed-proj": lambda d: _tensors(
         d, lambda t: {k: v.T.copy() if "projection" in k else v for k, v in t.items()}
     ),

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from converters import sharing
+from converters.sharing import sharing
 
 from . import cache, card, constants, manifest, provenance, remote_code, sources
 from .checks import runner
