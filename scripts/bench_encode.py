@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("tapas", "splade", "flmr")
 SIZES = ("tiny", "small")
+SIDE_BY_SIDE = ("tables+questions (torch)", "tables+questions (TF reference)")
 SMALL_BERT = {"hidden_size": 512, "num_hidden_layers": 4, "num_attention_heads": 8, "intermediate_size": 2048}
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
 
@@ -47,28 +48,27 @@ def _context(batch_size: int):
     return BenchContext(BenchOptions(batch_size=batch_size, device="cpu"), Path(tempfile.mkdtemp()), "bench")
 
 
-def tapas_case(size: str, items: int, batch_size: int, folder: Path):
+def _tapas(size: str, folder: Path, batch_size: int, items: int):
+    """A TF retriever checkpoint of the size, converted by zoo; the tables both backends encode."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import make_tapas_checkpoint as make
 
+    import zoo
     from zoo.benchmarks.nq_tables import Table
-    from zoo.benchmarks.tapas import TorchRetriever
-    from zoo.models.tapas import TapasDualEncoder, TapasDualEncoderConfig
 
-    vocab = make.vocab(make.CheckpointSpec())
     dims: dict[str, Any] = SMALL_BERT if size == "small" else TINY_BERT
-    config = TapasDualEncoderConfig(
-        vocab_size=len(vocab),
-        type_vocab_sizes=list(make.TOKEN_TYPE_SIZES),
+    spec = make.CheckpointSpec(
+        **dims,
+        vocab_size=1000,
         max_position_embeddings=512 if size == "small" else 64,
         down_projection_dim=256 if size == "small" else 8,
-        **dims,
+        initializer_range=0.02,
     )
-    TapasDualEncoder(config).save_pretrained(folder)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    words = [w for w in vocab[6:] if not w.startswith("##")]
+    make.write_checkpoint(spec, folder / "ckpt")
+    converted = zoo.convert(folder / "ckpt", format="tapas-retriever", out=folder / "converted")
+    words = [w for w in make.vocab(spec)[6:] if not w.startswith("##")]
     rng = random.Random(0)
-    rows, cols = (12, 5) if size == "small" else (3, 3)
+    rows, cols = (48, 5) if size == "small" else (3, 3)  # small: about 512 tokens per table
     tables = [
         Table(
             f"t{i}",
@@ -78,8 +78,27 @@ def tapas_case(size: str, items: int, batch_size: int, folder: Path):
         )
         for i in range(items)
     ]
-    retriever = TorchRetriever(folder, _context(batch_size))
-    return lambda: retriever.tables(tables)
+    questions = [_words(words, 8, rng) for _ in range(items)]
+    return converted, folder / "ckpt", tables, questions
+
+
+def tapas_case(size: str, items: int, batch_size: int, folder: Path):
+    """zoo's torch TapasDualEncoder (what `zoo bench` runs by default): the tables, then the questions."""
+    from zoo.benchmarks.tapas import TorchRetriever
+
+    converted, _, tables, questions = _tapas(size, folder, batch_size, items)
+    retriever = TorchRetriever(converted, _context(batch_size))
+    return lambda: (retriever.tables(tables), retriever.questions(questions))
+
+
+def tapas_tf_case(size: str, items: int, batch_size: int, folder: Path):
+    """The TF reference on the same checkpoint and token ids (`zoo bench --backend tf`)."""
+    from converters.tapas_checkpoint import locate
+    from zoo.benchmarks.tapas import TFRetriever
+
+    _, checkpoint, tables, questions = _tapas(size, folder, batch_size, items)
+    retriever = TFRetriever(locate(checkpoint), 128, batch_size)
+    return lambda: (retriever.tables(tables), retriever.questions(questions))
 
 
 def splade_case(size: str, items: int, batch_size: int, folder: Path):
@@ -165,7 +184,7 @@ def flmr_queries_case(size: str, items: int, batch_size: int, folder: Path):
 
 
 CASES = {
-    "tapas": [("tables", tapas_case)],
+    "tapas": [("tables+questions (torch)", tapas_case), ("tables+questions (TF reference)", tapas_tf_case)],
     "splade": [("documents", splade_case)],
     "flmr": [("passages", flmr_passages_case), ("image queries", flmr_queries_case)],
 }
@@ -240,12 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'family':7} {'size':6} {'items':14} {'count':>5} {'items/s':>9} {'peak RSS MB':>12}")
+    print(f"{'family':7} {'size':6} {'items':32} {'count':>5} {'items/s':>9} {'peak RSS MB':>12}")
     for r in rows:
         print(
-            f"{r['family']:7} {r['size']:6} {r['items']:14} {r['count']:5} {r['items_per_s']:9.2f} "
+            f"{r['family']:7} {r['size']:6} {r['items']:32} {r['count']:5} {r['items_per_s']:9.2f} "
             f"{r['peak_rss_mb']:12.1f}"
         )
+    for size in args.sizes:
+        speed = {r["items"]: r["items_per_s"] for r in rows if r["family"] == "tapas" and r["size"] == size}
+        if all(k in speed for k in SIDE_BY_SIDE):
+            ratio = speed[SIDE_BY_SIDE[0]] / speed[SIDE_BY_SIDE[1]]
+            print(f"tapas {size}: torch / TF reference = {ratio:.2f}x (same checkpoint, same token ids)")
     print(f"(CPU, {rows[0]['threads']} threads, batch size {args.batch_size}; peak RSS is the whole process's)")
     return 0
 

@@ -111,7 +111,9 @@ class TFRetriever:
         if checkpoint.vocab is None:
             raise FormatError(f"{checkpoint.prefix.parent}: no vocab.txt beside the TF checkpoint")
         config = json.loads(checkpoint.config.read_text())
-        self.reference = TapasTFReference(checkpoint.prefix, checkpoint.config, reset_position_index_per_cell=False)
+        self.reference = TapasTFReference(
+            checkpoint.prefix, checkpoint.config, reset_position_index_per_cell=False, keep_weights=True
+        )
         self.text = TapasTextEncoder.from_pretrained(
             checkpoint.vocab.parent, max_length=min(512, int(config["max_position_embeddings"]))
         )

@@ -47,13 +47,20 @@ class TapasTFReference:
     """The checkpoint's variables plus the original forward passes, in TF ops.
 
     Variables are read from the checkpoint when an op needs them, so a forward pass holds one
-    layer's weights at a time, never the model. `dtype` float64 runs the same graph in double
-    precision (the variables are cast exactly), which is how zoo's parity gate separates a
-    conversion mistake from float32 rounding.
+    layer's weights at a time, never the model; `keep_weights` keeps them after first use instead
+    (for encoding many batches, as `zoo bench --backend tf` does). `dtype` float64 runs the same
+    graph in double precision (the variables are cast exactly), which is how zoo's parity gate
+    separates a conversion mistake from float32 rounding.
     """
 
     def __init__(
-        self, prefix: Path, bert_config: Path, *, reset_position_index_per_cell: bool, dtype: Any = None
+        self,
+        prefix: Path,
+        bert_config: Path,
+        *,
+        reset_position_index_per_cell: bool,
+        dtype: Any = None,
+        keep_weights: bool = False,
     ) -> None:
         config = json.loads(Path(bert_config).read_text())
         self.hidden = int(config["hidden_size"])
@@ -64,6 +71,7 @@ class TapasTFReference:
         self.softmax_temperature = float(config.get("softmax_temperature", 1.0))
         self.reset = reset_position_index_per_cell
         self.dtype = tf.as_dtype(dtype or tf.float32)
+        self._kept: dict[str, Tensor] | None = {} if keep_weights else None
         self.checkpoint = tf.train.load_checkpoint(str(prefix))
         self.names = {
             name
@@ -74,9 +82,14 @@ class TapasTFReference:
     # --- encoder (modeling.BertModel) -----------------------------------------------------
 
     def _v(self, name: str) -> Tensor:
+        if self._kept is not None and name in self._kept:
+            return self._kept[name]
         if name not in self.names:
             raise KeyError(f"the checkpoint has no variable {name!r}")
-        return tf.constant(self.checkpoint.get_tensor(name), dtype=self.dtype)
+        value = tf.constant(self.checkpoint.get_tensor(name), dtype=self.dtype)
+        if self._kept is not None:
+            self._kept[name] = value
+        return value
 
     def _embeddings(self, scope: str, input_ids, token_type_ids) -> Tensor:
         batch, length = input_ids.shape
