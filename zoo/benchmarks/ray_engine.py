@@ -8,25 +8,29 @@ bytes of a chunk file (store.chunk_bytes). This process writes them into the sto
 stream back, so the files are the ones the single-process engine writes, an interrupted run
 resumes from them with either engine, and only this process needs to see the work directory.
 
-Without an address zoo starts a local Ray instance sized to this machine and shuts it down at
-the end, its processes with it (also on Ctrl-C); with one (`auto`, `ray://host:10001`) it joins
-that cluster and leaves it running; in a process already connected to Ray it uses that
-connection and leaves it open. Workers load the model from the path this process resolved: on a
-cluster of several machines it must be at that path on every node.
+Without an address (--ray-address, or Ray's RAY_ADDRESS variable) zoo starts a local Ray instance
+sized to this machine and shuts it down at the end, its processes with it (also on Ctrl-C or
+SIGTERM); with one (`auto`, `host:6379`, `ray://host:10001`) it joins that cluster and leaves it
+running; in a process already connected to Ray it uses that connection and leaves it open.
+Workers load the model from the path this process resolved: on a cluster of several machines it
+must be at that path on every node.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import signal
 import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import FormatError, InputError, ZooError
+from ..errors import FormatError, InputError
 from ..extras import require
 from .store import EmbeddingStore, chunk_bytes
 
@@ -39,26 +43,61 @@ CPUS_PER_CPU_WORKER = 4  # without GPUs: one worker (one model copy) per 4 CPUs 
 
 
 class ChunkEncoder:
-    """The Ray Data callable class: built once per worker, it encodes one chunk per row."""
+    """The Ray Data callable class: built once per worker, it encodes one chunk per row.
+
+    Bad input (a zoo error, or a model package's input error) comes back as an `error` row, not
+    as an exception: Ray would deliver that only as text, and zoo would lose its type and exit code.
+    """
 
     def __init__(self, encoder: CorpusEncoder, device: str, threads: int | None) -> None:
         import torch
 
         if threads:
             torch.set_num_threads(threads)
-        if not Path(encoder.path).exists():
-            raise FormatError(
-                f"{encoder.path}: no such model directory on Ray node {socket.gethostname()}; with --engine ray "
-                "the model must be at the same path on every node (a shared filesystem, or the same ZOO_HOME)"
-            )
-        self.encode = encoder.load(torch.device(device))
+        self.error = b""
+        try:
+            if not Path(encoder.path).exists():
+                raise FormatError(
+                    f"{encoder.path}: no such model directory on Ray node {socket.gethostname()}; with --engine ray "
+                    "the model must be at the same path on every node (a shared filesystem, or the same ZOO_HOME)"
+                )
+            self.encode = encoder.load(torch.device(device))
+        except Exception as exc:
+            self.error = _bad_input(exc)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        data = []
+        data, errors = [], []
         for blob in batch["items"]:
-            items = pickle.loads(blob)
-            data.append(chunk_bytes(self.encode(items), len(items)))
-        return {"job": batch["job"], "chunk": batch["chunk"], "data": np.array(data, dtype=object)}
+            error, encoded = self.error, b""
+            if not error:
+                items = pickle.loads(blob)
+                try:
+                    encoded = chunk_bytes(self.encode(items), len(items))
+                except Exception as exc:
+                    error = _bad_input(exc)
+            data.append(encoded)
+            errors.append(error)
+        return {
+            "job": batch["job"],
+            "chunk": batch["chunk"],
+            "data": np.array(data, dtype=object),
+            "error": np.array(errors, dtype=object),
+        }
+
+
+def _bad_input(exc: Exception) -> bytes:
+    """A zoo error (or a model package's input error, as zoo's FormatError) pickled for the driver; else re-raise."""
+    from ..families import translate
+
+    error = translate(exc)
+    if error is None:
+        raise exc
+    try:
+        blob = pickle.dumps(error)
+        pickle.loads(blob)  # an error whose constructor takes other arguments than its message does not round-trip
+    except Exception:
+        blob = pickle.dumps(FormatError(str(error)) if isinstance(error, FormatError) else InputError(str(error)))
+    return blob
 
 
 class RayEngine:
@@ -71,10 +110,11 @@ class RayEngine:
         self.options = options
         self.verbose = logging.getLogger("zoo").isEnabledFor(logging.INFO)
         self.connected = False  # this engine called ray.init, so it calls ray.shutdown
+        self._sigterm: Any = None  # the SIGTERM handler to put back
         if self.ray.is_initialized():
             self.where = "the Ray instance this process was connected to"
         else:
-            self._connect(options.ray_address)
+            self._connect(options.ray_address or os.environ.get("RAY_ADDRESS") or None)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # zoo draws one bar per store (--progress on a terminal)
         if not self.verbose:
@@ -93,15 +133,20 @@ class RayEngine:
                 self.ray.init(address="local", include_dashboard=False, **quiet)
                 self.where = "a local Ray instance"
             else:
+                _token_like_ray_start()
                 self.ray.init(address=address, **quiet)
                 self.where = f"the Ray cluster at {address}"
         except (ConnectionError, ValueError) as exc:
             self.ray.shutdown()
-            raise InputError(f"--ray-address {address}: {exc}") from None
+            hint = "" if os.environ.get("RAY_AUTH_MODE") == "token" else " (token authentication: RAY_AUTH_MODE=token)"
+            raise InputError(f"--ray-address {address}: {exc}{hint}") from None
         except BaseException:
             self.ray.shutdown()  # Ctrl-C while starting: take down what was started
             raise
         self.connected = True
+        if threading.current_thread() is threading.main_thread():
+            # Ray's driver aborts on SIGTERM; exit through close() instead, as Ctrl-C does
+            self._sigterm = signal.signal(signal.SIGTERM, _terminate)
 
     def _size(self, options: BenchOptions) -> None:
         resources = self.ray.cluster_resources()
@@ -176,13 +221,13 @@ class RayEngine:
             bar = tqdm(total=len(rows), desc=f"encode {names} (ray, {self.workers} workers)", unit="chunk")
         try:
             for row in encoded.iter_rows():
+                if row["error"]:
+                    raise pickle.loads(row["error"])
                 store = jobs[int(row["job"])][0]
                 store.write_bytes(int(row["chunk"]), bytes(row["data"]))
                 written[store.root] += 1
                 if bar is not None:
                     bar.update()
-        except self.ray.exceptions.RayError as exc:
-            raise _zoo_error(exc) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -192,15 +237,25 @@ class RayEngine:
         if self.connected:
             self.connected = False
             self.ray.shutdown()  # a local instance stops with all its processes; a joined cluster keeps running
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
 
-def _zoo_error(exc: BaseException) -> BaseException:
-    """A worker's zoo error (bad model path, bad data) as itself; anything else as Ray reported it."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ZooError):
-            return current
-        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
-    return exc
+def _token_like_ray_start() -> None:
+    """Joining a cluster: use Ray's token (~/.ray/auth_token, RAY_AUTH_TOKEN[_PATH]) where RAY_AUTH_MODE is
+    unset, as `ray start` does on every node. A Ray 2.60 cluster started where a token exists requires
+    it, and a cluster without authentication accepts a client that sends one."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray version: its own defaults apply
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
