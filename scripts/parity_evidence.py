@@ -57,12 +57,17 @@ def _config(model_dir: Path, **changes: Any) -> None:
 
 
 def _tensors(model_dir: Path, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    from safetensors.numpy import load_file, save_file
+    """Rewrite the weights (single file or shards) with `edit` applied; the new files replace the links."""
+    import numpy as np
 
-    path = model_dir / "model.safetensors"
-    tensors = edit(load_file(str(path)))
-    path.unlink()
-    save_file(tensors, str(path), metadata={"format": "pt"})
+    from zoo.safetensors_io import INDEX_NAME, TensorReader, TensorSpec, weight_files, write_safetensors
+
+    with TensorReader(model_dir) as reader:
+        tensors = edit({name: reader.get(name) for name in reader.names()})
+    for name in [*weight_files(model_dir), INDEX_NAME]:
+        (model_dir / name).unlink(missing_ok=True)
+    specs = [TensorSpec(k, tuple(v.shape), np.dtype(v.dtype)) for k, v in sorted(tensors.items())]
+    write_safetensors(model_dir, specs, lambda spec: tensors[spec.name])
 
 
 def _swap_towers(t: dict[str, Any]) -> dict[str, Any]:
