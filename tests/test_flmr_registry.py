@@ -108,3 +108,44 @@ def test_legacy_conversion_verified_against_the_pulled_hub_repo(served, tmp_path
     assert result.returncode == 1
     failed = {c["name"] for c in json.loads(result.stdout)["checks"] if not c["ok"]}
     assert {"files", "weights", "encodings"} <= failed
+
+
+AUTO_LOAD = r"""
+import json, sys, torch
+sys.modules["zoo"] = None  # the converted repository must carry everything it needs
+from transformers import AutoModel, AutoTokenizer
+path, golden = sys.argv[1], sys.argv[2]
+model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
+qt = AutoTokenizer.from_pretrained(path, subfolder="query_tokenizer", trust_remote_code=True)
+ct = AutoTokenizer.from_pretrained(path, subfolder="context_tokenizer", trust_remote_code=True)
+i, o = torch.load(golden + "/inputs.pt", weights_only=True), torch.load(golden + "/outputs.pt", weights_only=True)
+q, d = qt(i["query_texts"]), ct(i["doc_texts"])
+with torch.no_grad():
+    Q = model.query(q["input_ids"], q["attention_mask"], pixel_values=i["pixel_values"]).late_interaction_output
+    D = model.doc(d["input_ids"], d["attention_mask"])
+    S = torch.stack([model.score(Q[k:k + 1], D.late_interaction_output, D.context_mask) for k in range(len(Q))])
+print(json.dumps({"ids": torch.equal(q["input_ids"], i["query_input_ids"]),
+                  "diff": max(float((Q - o["query_embeddings"]).abs().max()), float((S - o["scores"]).abs().max()))}))
+"""
+
+
+def test_converted_hub_repo_is_a_transformers_5_repository(served, tmp_path):
+    """`zoo convert PreFLMR_ViT-B`: the original weights (linked) with working remote code, loaded without zoo."""
+    result = zoo_cli(served, "convert", "PreFLMR_ViT-B", "--json")
+    assert result.returncode == 0, result.stderr
+    out = Path(json.loads(result.stdout)["path"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_flmr.FLMRModelForRetrieval"
+    assert (out / "modeling_flmr.py").read_text() == (ROOT / "zoo" / "models" / "flmr" / "modeling_flmr.py").read_text()
+    assert (out / "model.safetensors").stat().st_nlink >= 2  # the original weights, hard-linked from the pull
+    loaded = subprocess.run(
+        [sys.executable, "-c", AUTO_LOAD, str(out), str(GOLDEN)],
+        capture_output=True,
+        text=True,
+        env=served,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    got = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert got["ids"] and got["diff"] <= 1e-5, got
