@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from converters.sharing import sharing
 
 from . import cache, card, constants, manifest, provenance, remote_code, sources
 from .checks import runner
+from .checks.weights import SOURCE_DIGESTS
 from .errors import ConversionError, InputError, OutputError
 from .families import Family, family, find_format
 from .registry import Entry
@@ -145,6 +147,10 @@ def _convert_into(
         notes=notes,
     )
     checks = runner.conversion_checks(fam, tmp, draft)
+    digests = {k: v for c in checks for k, v in c.data.items() if k == SOURCE_DIGESTS}
+    if digests:  # the source tensors' hashes travel with the model: `weights` runs without the source
+        draft = {**draft, **digests}
+        checks = [replace(c, data={k: v for k, v in c.data.items() if k != SOURCE_DIGESTS}) for c in checks]
     failed = [c for c in checks if not c.ok]
     if failed:
         summary = "; ".join(f"{c.name}: {c.value} {c.detail}".strip() for c in failed)

@@ -39,7 +39,7 @@ def _encodings_kept(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> C
 
 # check name -> how to run it on a directory not yet sealed (family, model dir, draft manifest)
 CONVERSION_CHECKS: Mapping[str, Callable[[Family, Path, Mapping[str, Any]], Check]] = {
-    "weights": lambda fam, model_dir, draft: weights(model_dir, draft),
+    "weights": lambda fam, model_dir, draft: weights(model_dir, draft, record=True),
     "encodings": _encodings_kept,
 }
 

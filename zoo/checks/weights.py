@@ -7,6 +7,7 @@ dropped one fails here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ from ..safetensors_io import TensorReader, read_tensor_names
 from . import replay
 from .report import Check
 
+SOURCE_DIGESTS = "source_tensor_sha256"  # manifest key: target tensor -> sha256 of its transformed source
 
-def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
+
+def weights(model_dir: Path, manifest: Mapping[str, Any], *, record: bool = False) -> Check:
+    """The replay; with `record` (at conversion) also each transformed source tensor's sha256 for the manifest."""
     from converters import load_format
 
     fmt = manifest.get("format")
@@ -29,7 +33,7 @@ def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
         )
     found = replay.inputs(manifest)
     if isinstance(found, str):
-        return Check("weights", ok=True, ran=False, value="not run", detail=f"{found}: nothing to replay")
+        return _against_recorded(model_dir, manifest, found)
     src, options = found
     module = load_format(fmt)
     try:
@@ -49,6 +53,7 @@ def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     if recorded and recorded != replayed:
         problems.append(f"manifest mapping differs from the rule table replay ({len(recorded ^ replayed)} rows)")
     equal = 0
+    digests: dict[str, str] = {}  # sha256 of each source tensor after its transform: kept in the manifest
     with TensorReader(model_dir) as converted:  # one tensor at a time on both sides
         for target, m in sorted(targets.items()):
             if target not in stored:
@@ -57,6 +62,8 @@ def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
             want = m.apply(np.asarray(reader.get(m.source)))
             if want.dtype != got.dtype:
                 want = want.astype(got.dtype)
+            if record:
+                digests[target] = hashlib.sha256(np.ascontiguousarray(want).tobytes()).hexdigest()
             if want.shape == got.shape and want.tobytes() == got.tobytes():
                 equal += 1
             else:
@@ -76,5 +83,33 @@ def weights(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
         value=f"{equal}/{len(targets)} tensors bit-exact",
         tolerance="bit-exact (float32)",
         detail="; ".join(problems[:10]),
-        data={"problems": problems, "skipped_source_tensors": len(plan.skipped)},
+        data={
+            "problems": problems,
+            "skipped_source_tensors": len(plan.skipped),
+            **({SOURCE_DIGESTS: digests} if record else {}),
+        },
+    )
+
+
+def _against_recorded(model_dir: Path, manifest: Mapping[str, Any], why: str) -> Check:
+    """Without the source: every converted tensor against the sha256 its source tensor had at conversion."""
+    recorded = manifest.get(SOURCE_DIGESTS)
+    if not isinstance(recorded, Mapping) or not recorded:
+        return Check("weights", ok=True, ran=False, value="not run", detail=f"{why}: nothing to replay")
+    problems: list[str] = []
+    with TensorReader(model_dir) as converted:
+        names = set(converted.names())
+        problems += [f"missing from the model: {t}" for t in sorted(set(recorded) - names)]
+        problems += [f"invented (no source): {t}" for t in sorted(names - set(recorded))]
+        for target in sorted(names & set(recorded)):
+            if hashlib.sha256(converted.get(target).tobytes()).hexdigest() != recorded[target]:
+                problems.append(f"{target}: differs from its source tensor (sha256 recorded at conversion)")
+    matched = len(recorded) - len(problems)
+    return Check(
+        name="weights",
+        ok=not problems,
+        value=f"{max(matched, 0)}/{len(recorded)} tensors match their source",
+        tolerance="sha256 of each source tensor after its transform, recorded at conversion",
+        detail=f"{why}: compared with the recorded source tensors; " + ("; ".join(problems[:10]) or "all equal"),
+        data={"problems": problems},
     )
