@@ -378,3 +378,19 @@ def test_ctrl_c_leaves_no_ray_process_and_the_rerun_resumes(case: Case, single, 
     assert _metrics(result) == metrics and not any("Ray" in note for note in result["notes"])
     assert time.monotonic() - start < seconds
     assert marked(marker) == []
+
+
+def test_bad_input_in_a_worker_comes_back_typed(tmp_path: Path) -> None:
+    """The callable class Ray Data runs: bad input becomes an error row the driver raises as zoo's error."""
+    import pickle
+
+    from zoo.benchmarks.ray_engine import ChunkEncoder
+    from zoo.benchmarks.splade import DocumentEncoder
+    from zoo.errors import FormatError
+
+    batch = {"job": np.array([0]), "chunk": np.array([3]), "items": np.array([pickle.dumps(["a b"])], dtype=object)}
+    for model, message in ((tmp_path / "gone", "same path on every node"), (tmp_path, "no modules.json")):
+        out = ChunkEncoder(DocumentEncoder(model, 2), "cpu", None)(batch)
+        error = pickle.loads(out["error"][0])
+        assert type(error) is FormatError and message in str(error), error
+        assert out["data"][0] == b"" and out["chunk"][0] == 3

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError, InputError, ZooError
 from ..extras import require
 from .store import EmbeddingStore, chunk_bytes
 
@@ -96,7 +96,8 @@ def _bad_input(exc: Exception) -> bytes:
         blob = pickle.dumps(error)
         pickle.loads(blob)  # an error whose constructor takes other arguments than its message does not round-trip
     except Exception:
-        blob = pickle.dumps(FormatError(str(error)) if isinstance(error, FormatError) else InputError(str(error)))
+        plain = next(c for c in (FormatError, InputError, ZooError) if isinstance(error, c))  # same exit code
+        blob = pickle.dumps(plain(str(error)))
     return blob
 
 
@@ -111,12 +112,15 @@ class RayEngine:
         self.verbose = logging.getLogger("zoo").isEnabledFor(logging.INFO)
         self.connected = False  # this engine called ray.init, so it calls ray.shutdown
         self._sigterm: Any = None  # the SIGTERM handler to put back
+        self._restore: tuple[bool, int] | None = None
         if self.ray.is_initialized():
             self.where = "the Ray instance this process was connected to"
         else:
             self._connect(options.ray_address or os.environ.get("RAY_ADDRESS") or None)
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # zoo draws one bar per store (--progress on a terminal)
+        # zoo draws its own bar (on a terminal) and keeps Ray Data's INFO lines for -v; put back in close()
+        self._data_context = ray.data.DataContext.get_current()
+        self._restore = (self._data_context.enable_progress_bars, logging.getLogger("ray.data").level)
+        self._data_context.enable_progress_bars = False
         if not self.verbose:
             logging.getLogger("ray.data").setLevel(logging.ERROR)
         try:
@@ -231,6 +235,8 @@ class RayEngine:
         finally:
             if bar is not None:
                 bar.close()
+        if lost := [(store.root, store.missing()[0]) for store, _ in jobs if not store.complete]:
+            raise ZooError(f"Ray returned no encoding for some chunks (first: {lost[0][0]} chunk {lost[0][1]})")
         return written
 
     def close(self) -> None:
@@ -240,6 +246,10 @@ class RayEngine:
         if self._sigterm is not None:
             signal.signal(signal.SIGTERM, self._sigterm)
             self._sigterm = None
+        if self._restore is not None:
+            self._data_context.enable_progress_bars, level = self._restore
+            logging.getLogger("ray.data").setLevel(level)
+            self._restore = None
 
 
 def _token_like_ray_start() -> None:
