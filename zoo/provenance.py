@@ -99,5 +99,7 @@ def local_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]
 def describe(record: Mapping[str, Any] | None) -> str:
     """How a report names an input it cannot find: its name and hash, never a path."""
     record = record or {}
-    digest = record.get("sha256") or record.get("archive_sha256") or record.get("ref") or "?"
-    return f"{record.get('name', '?')} (sha256 {str(digest)[:12]}...)"
+    origin = record.get("origin") or {}
+    digest = origin.get("sha256") or record.get("sha256") or record.get("archive_sha256") or record.get("ref") or "?"
+    name = str(origin["url"]).rsplit("/", 1)[-1] if origin.get("url") else record.get("name", "?")
+    return f"{name} (sha256 {str(digest)[:12]}...)"
