@@ -10,6 +10,9 @@ trust-on-first-use pin, which records the mirror it came from) before it gets it
 Any mismatch deletes the bytes. The whole pull runs under the model's lock, and the receipt is
 re-read after taking it, so concurrent pulls of one model download once.
 
+One HEAD and one ranged GET into the part, with the running digests, are in `http_transfer`;
+this module owns the decisions around them (which URL, retry, restart, give up).
+
 The archive is extracted into `raw/<id>/<archive sha256>/` and the receipt then points at that
 directory: a `pull --force` never changes the files of a directory a conversion is reading, and
 older versions are removed only while no conversion of the model holds its lock.
@@ -17,23 +20,19 @@ older versions are removed only while no conversion of the model holds its lock.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import random
 import shutil
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-import google_crc32c
 import httpx2
 from tqdm import tqdm
 
@@ -42,35 +41,15 @@ from ..errors import BadResponseError, DownloadError, FormatError, IntegrityErro
 from ..registry import Entry
 from .base import RemoteInfo
 from .extract import safe_extract
+from .http_transfer import Digests, Hasher, Missing, PartRecord, Restart, Transient, hash_file, stream, strong_etag
+from .http_transfer import head as _head  # looked up here on each call, so a test can stand in for it
 
 logger = logging.getLogger(__name__)
 
 Action = Literal["reuse", "extract", "fetch"]
-_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_MISSING_STATUS = frozenset({401, 403, 404, 410})
 
 
 # --- local state and the pure decisions ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Digests:
-    """What the bytes of one file hash to."""
-
-    size: int
-    sha256: str
-    md5: str  # hex
-    crc32c: str  # base64, as x-goog-hash writes it
-
-
-@dataclass(frozen=True)
-class PartRecord:
-    """The `.part.json` beside a partial download: which object version its bytes belong to."""
-
-    url: str
-    etag: str | None
-    generation: str | None
-    size: int | None
 
 
 @dataclass(frozen=True)
@@ -124,7 +103,7 @@ def decide(*, receipt_ok: bool, archive_ok: bool, force: bool) -> Action:
 
 def resume_offset(record: PartRecord | None, part_bytes: int, remote: RemoteInfo) -> int:
     """Bytes of the part that belong to the remote object version; 0 restarts the download."""
-    if record is None or part_bytes <= 0 or not _strong(remote.etag):
+    if record is None or part_bytes <= 0 or not strong_etag(remote.etag):
         return 0
     if record.etag != remote.etag or record.size != remote.size:
         return 0
@@ -266,7 +245,7 @@ def _pull_locked(entry: Entry, lay: Layout, *, force: bool, progress: bool, repi
 def _reverify_archive(entry: Entry, lay: Layout, *, repin: bool) -> tuple[RemoteInfo, Digests]:
     """A completed archive left by an earlier run (e.g. killed while extracting) is rehashed, not refetched."""
     record = cache.read_json(lay.archive_record) or {}
-    got = _hash_file(lay.archive)
+    got = hash_file(lay.archive)
     remote = RemoteInfo(
         url=record.get("url") or entry.source.url or "",
         size=record.get("size"),
@@ -389,19 +368,7 @@ def _drop_stale_versions(entry: Entry, keep: Path) -> None:
                     child.unlink(missing_ok=True)
 
 
-# --- fetching -------------------------------------------------------------------------
-
-
-class _Restart(Exception):
-    """The server's object is not the one the part belongs to; start again from zero."""
-
-
-class _Transient(Exception):
-    """Retry after backoff (5xx, short read)."""
-
-
-class _Missing(Exception):
-    """This URL does not serve the object; try the next candidate."""
+# --- fetching: mirrors, retries, resuming (one exchange: zoo.sources.http_transfer) --------------
 
 
 def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tuple[RemoteInfo, Digests]:
@@ -417,7 +384,7 @@ def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tup
         for url in candidate_urls(entry.source.url or ""):
             try:
                 remote, got = _fetch(client, entry, lay, url, progress=progress)
-            except (DownloadError, _Missing) as exc:
+            except (DownloadError, Missing) as exc:
                 failures.append(f"{url}: {exc}")
                 refused += isinstance(exc, BadResponseError)
                 logger.warning("%s: %s failed: %s", entry.id, url, exc)
@@ -440,7 +407,7 @@ def _fetch_any(entry: Entry, lay: Layout, *, progress: bool, repin: bool) -> tup
 
 def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progress: bool) -> tuple[RemoteInfo, Digests]:
     """Download `url` into the part file, resuming and retrying until it is complete."""
-    hasher = _Hasher()
+    hasher = Hasher()
     failures = last_count = restarts = 0
     remote: RemoteInfo | None = None
     with tqdm(
@@ -456,8 +423,8 @@ def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progre
                 bar.update(offset)
                 if offset and offset == remote.size:  # an earlier run got every byte
                     return remote, hasher.digests()
-                return _stream(client, url, lay, remote, offset, hasher, bar), hasher.digests()
-            except _Restart as exc:
+                return stream(client, url, lay.part, lay.part_record, remote, offset, hasher, bar), hasher.digests()
+            except Restart as exc:
                 _discard(lay.part, lay.part_record)
                 hasher.reset()
                 remote = None
@@ -472,7 +439,7 @@ def _fetch(client: httpx2.Client, entry: Entry, lay: Layout, url: str, *, progre
                 time.sleep(delay)
             except (httpx2.UnsupportedProtocol, httpx2.InvalidURL, httpx2.TooManyRedirects) as exc:
                 raise DownloadError(f"{type(exc).__name__}: {exc} (not retried)") from None
-            except (_Transient, httpx2.TransportError) as exc:
+            except (Transient, httpx2.TransportError) as exc:
                 if isinstance(exc, httpx2.TransportError) and (why := name_resolution_failure(exc)):
                     host = urlsplit(url).hostname
                     raise DownloadError(f"cannot resolve the host name {host!r}: {why} (not retried)") from None
@@ -518,7 +485,7 @@ def _check_early_size(entry: Entry, remote: RemoteInfo, url: str, lay: Layout) -
         )
 
 
-def _prepare_part(lay: Layout, url: str, remote: RemoteInfo, hasher: _Hasher) -> int:
+def _prepare_part(lay: Layout, url: str, remote: RemoteInfo, hasher: Hasher) -> int:
     """Keep the part if it belongs to `remote`, hashing what is on disk; else start it afresh."""
     try:
         record: PartRecord | None = PartRecord(**cache.read_json(lay.part_record))  # type: ignore[arg-type]
@@ -534,193 +501,7 @@ def _prepare_part(lay: Layout, url: str, remote: RemoteInfo, hasher: _Hasher) ->
     return offset
 
 
-def _head(client: httpx2.Client, url: str) -> RemoteInfo:
-    response = client.head(url)
-    if response.status_code in (405, 501):  # HEAD not supported: learn from the GET instead
-        return RemoteInfo(url=url)
-    _raise_for_status(response)
-    return _remote_info(url, response.headers, response.headers.get("content-length"))
-
-
-def _stream(
-    client: httpx2.Client, url: str, lay: Layout, remote: RemoteInfo, offset: int, hasher: _Hasher, bar: Any
-) -> RemoteInfo:
-    """One GET from `offset` to the end; raises to restart (other version) or retry (short read)."""
-    headers = {}
-    if _strong(remote.etag):
-        headers["If-Match"] = remote.etag or ""
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    with client.stream("GET", url, headers=headers) as response:
-        if response.status_code == 412:
-            raise _Restart("the object changed (412 Precondition Failed)")
-        if response.status_code == 416:
-            raise _Restart("the server refused the range (416)")
-        _raise_for_status(response)
-        got = _remote_info(url, response.headers, None)
-        if response.status_code == 206:
-            start, total = _content_range(response.headers.get("content-range"))
-            if (
-                start != offset
-                or (remote.etag and got.etag and got.etag != remote.etag)
-                or (None not in (total, remote.size) and total != remote.size)
-            ):
-                raise _Restart(
-                    f"the resumed response does not continue the part (offset {start}, size {total}, ETag {got.etag})"
-                )
-            total = total if total is not None else remote.size
-        elif response.status_code == 200:
-            total = _int(response.headers.get("content-length"))
-            if offset:  # the server ignored Range: take this body from the start
-                logger.info("%s: server answered 200 to a Range request; restarting from zero", url)
-                hasher.reset()
-                bar.reset(total=total)
-                offset = 0
-        else:
-            raise DownloadError(f"unexpected HTTP {response.status_code}")
-        if got.etag and got.etag != remote.etag:  # a 200 for another version than HEAD saw: this body rules
-            remote = RemoteInfo(url=url)
-        remote = RemoteInfo(
-            url=url,
-            size=total if total is not None else remote.size,
-            etag=got.etag or remote.etag,
-            md5=got.md5 or remote.md5,
-            crc32c=got.crc32c or remote.crc32c,
-            generation=got.generation or remote.generation,
-            accept_ranges=remote.accept_ranges,
-        )
-        if offset == 0:
-            cache.atomic_write_json(
-                lay.part_record,
-                dataclasses.asdict(
-                    PartRecord(url=url, etag=remote.etag, generation=remote.generation, size=remote.size)
-                ),
-            )
-        received = offset
-        with open(lay.part, "r+b" if offset else "wb") as fh:
-            fh.seek(offset)
-            fh.truncate()
-            try:
-                for block in response.iter_raw():
-                    if remote.size is not None and received + len(block) > remote.size:
-                        raise DownloadError(f"the server sent more than the {remote.size} bytes it announced")
-                    fh.write(block)
-                    hasher.update(block)
-                    received += len(block)
-                    bar.update(len(block))
-            finally:
-                fh.flush()
-    if remote.size is not None and received < remote.size:
-        raise _Transient(f"connection closed after {received} of {remote.size} bytes")
-    return remote if remote.size is not None else dataclasses.replace(remote, size=received)
-
-
-def _raise_for_status(response: httpx2.Response) -> None:
-    status = response.status_code
-    if status in _RETRY_STATUS:
-        raise _Transient(f"HTTP {status}")
-    if status in _MISSING_STATUS:
-        raise _Missing(f"HTTP {status}")
-    if status >= 400:
-        raise DownloadError(f"HTTP {status}")
-
-
 # --- small helpers ----------------------------------------------------------------------
-
-
-class _Hasher:
-    """sha256, md5 and crc32c of the bytes seen so far, in step with the part file."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sha256, self.md5 = hashlib.sha256(), hashlib.md5()
-        self.crc = google_crc32c.Checksum()
-        self.count = 0
-
-    def update(self, block: bytes) -> None:
-        self.sha256.update(block)
-        self.md5.update(block)
-        self.crc.update(block)
-        self.count += len(block)
-
-    def rehash(self, path: Path) -> None:
-        self.reset()
-        for block in _read_blocks(path):
-            self.update(block)
-
-    def digests(self) -> Digests:
-        return Digests(
-            size=self.count,
-            sha256=self.sha256.hexdigest(),
-            md5=self.md5.hexdigest(),
-            crc32c=base64.b64encode(self.crc.digest()).decode(),
-        )
-
-
-def _hash_file(path: Path) -> Digests:
-    hasher = _Hasher()
-    hasher.rehash(path)
-    return hasher.digests()
-
-
-def _read_blocks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while block := fh.read(constants.DOWNLOAD_CHUNK):
-            yield block
-
-
-def _remote_info(url: str, headers: httpx2.Headers, length: str | None) -> RemoteInfo:
-    hashes: dict[str, str] = {}
-    for value in headers.get_list("x-goog-hash"):
-        for item in value.split(","):
-            name, sep, digest = item.strip().partition("=")
-            if sep:
-                hashes[name.lower()] = digest.strip()
-    md5, crc32c = hashes.get("md5"), hashes.get("crc32c")
-    if crc32c is not None:
-        _b64_digest("crc32c", crc32c, 4)
-    return RemoteInfo(
-        url=url,
-        size=_int(length),
-        etag=headers.get("etag"),
-        md5=_b64_digest("md5", md5, 16).hex() if md5 else None,
-        crc32c=crc32c,
-        generation=headers.get("x-goog-generation"),
-        accept_ranges=headers.get("accept-ranges", "").lower() == "bytes",
-    )
-
-
-def _b64_digest(name: str, value: str, size: int) -> bytes:
-    """A base64 digest from x-goog-hash; a malformed one is the server's fault, not an integrity failure."""
-    try:
-        digest = base64.b64decode(value, validate=True)
-    except ValueError:
-        digest = b""
-    if len(digest) != size:
-        raise BadResponseError(f"malformed x-goog-hash {name}={value!r} ({size} bytes of base64 expected)")
-    return digest
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """`bytes START-END/TOTAL` -> (START, TOTAL); TOTAL may be `*`."""
-    if not value or not value.startswith("bytes "):
-        return None, None
-    span, _, total = value[6:].partition("/")
-    return _int(span.partition("-")[0]), _int(total)
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        number = int(value) if value is not None else None
-    except ValueError:
-        return None
-    return number if number is None or number >= 0 else None
-
-
-def _strong(etag: str | None) -> bool:
-    return bool(etag) and not (etag or "").startswith("W/")
 
 
 def _archive_ok(lay: Layout) -> bool:
