@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -49,4 +50,5 @@ def convert(fmt: str, src: Path, out: Path, **options):
 
 
 def max_diff(a, b) -> float:
+    a, b = (x.detach() if isinstance(x, torch.Tensor) else x for x in (a, b))
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))

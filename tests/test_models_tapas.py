@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from tapas_support import TOL, convert, golden, max_diff, token_types
+from torch.profiler import profile
 
 from zoo.models.tapas import (
     TapasDualEncoder,
@@ -45,25 +47,40 @@ def converted(tmp_path_factory):
     return root
 
 
-def test_retriever_reproduces_golden(converted):
+# Inference on CPU in float32 runs the dense layers on oneDNN (activation fused); with autograd on, aten.
+KERNELS = {"onednn": torch.no_grad, "aten": torch.enable_grad}
+
+
+@contextlib.contextmanager
+def kernels(path: str):
+    """Run under the grad mode that selects `path`, and check afterwards that it was the one taken."""
+    with profile() as trace, KERNELS[path]():
+        yield
+    fused = any(event.name == "mkldnn::_linear_pointwise" for event in trace.events())
+    assert fused == (path == "onednn"), f"expected the {path} dense layers"
+
+
+@pytest.mark.parametrize("path", KERNELS)
+def test_retriever_reproduces_golden(converted, path):
     _, inputs, outputs = golden("retriever_proj8")
     model = TapasDualEncoder.from_pretrained(converted / "retriever")
     q = t(inputs["question_input_ids"]), t(inputs["question_input_mask"])
     tab = t(inputs["input_ids"]), t(inputs["input_mask"]), t(token_types(inputs))
-    with torch.no_grad():
+    with kernels(path):
         assert max_diff(model.encode_questions(*q), outputs["query_rep"]) <= TOL
         assert max_diff(model.encode_tables(*tab), outputs["table_rep"]) <= TOL
         assert max_diff(model.pool_questions(*q), outputs["bert_1_pooler_dense_Tanh_0"]) <= TOL
         assert max_diff(model.pool_tables(*tab), outputs["bert_pooler_dense_Tanh_0"]) <= TOL
-        scores = model(*q, *tab).logits
+        scores = model(*q, *tab).logits.detach()
     assert torch.allclose(scores, torch.as_tensor(outputs["query_rep"] @ outputs["table_rep"].T), atol=1e-5)
 
 
-def test_reader_reproduces_golden(converted):
+@pytest.mark.parametrize("path", KERNELS)
+def test_reader_reproduces_golden(converted, path):
     _, inputs, outputs = golden("reader_reset")
     model = TapasReader.from_pretrained(converted / "reader")
     assert model.config.reset_position_index_per_cell is True
-    with torch.no_grad():
+    with kernels(path):
         out = model(t(inputs["input_ids"]), t(inputs["input_mask"]), t(token_types(inputs)))
     assert out.span_logits.shape == (2, 155)
     assert np.array_equal(out.span_indexes.numpy(), outputs["span_indexes"][0])
