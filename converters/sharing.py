@@ -7,11 +7,13 @@ reader. Imports nothing of zoo, so `zoo.conversion` can use it while zoo itself 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_OPENING = threading.Lock()
 _SHARED: ContextVar[dict[Hashable, Any] | None] = ContextVar("zoo_shared_sources", default=None)
 
 
@@ -36,6 +38,7 @@ def shared(key: Hashable, open_source: Callable[[], T]) -> tuple[T, bool]:
     opened = _SHARED.get()
     if opened is None:
         return open_source(), True
-    if key not in opened:
-        opened[key] = open_source()
-    return opened[key], False
+    with _OPENING:  # checks run in threads (zoo.checks.runner): one of them opens it
+        if key not in opened:
+            opened[key] = open_source()
+        return opened[key], False

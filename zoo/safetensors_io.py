@@ -141,10 +141,13 @@ class TensorReader:
         begin, end = info["data_offsets"]
         if info["dtype"] not in _NUMPY:
             raise FormatError(f"{self.directory}: {name} is {info['dtype']}, which numpy cannot hold")
-        data = os.pread(fd, end - begin, start + begin)
-        if len(data) != end - begin:
-            raise FormatError(f"{self.directory}: {name} is cut short")
-        return np.frombuffer(data, dtype=_NUMPY[info["dtype"]]).reshape(info["shape"]).copy()
+        array = np.empty(info["shape"], dtype=_NUMPY[info["dtype"]])  # read straight into it: no second copy
+        if (
+            array.nbytes != end - begin
+            or os.preadv(fd, [array.reshape(-1).view(np.uint8).data], start + begin) != array.nbytes
+        ):
+            raise FormatError(f"{self.directory}: {name} is cut short or its offsets do not match its shape")
+        return array
 
     def _open(self, file: str) -> tuple[dict[str, Any], int, int]:
         if file not in self._files:

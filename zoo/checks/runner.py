@@ -9,8 +9,10 @@ This module decides which checks apply and writes zoo_verify.json beside the mod
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,19 @@ CONVERSION_CHECKS: Mapping[str, Callable[[Family, Path, Mapping[str, Any]], Chec
 
 
 def conversion_checks(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> list[Check]:
-    """The checks a family runs before a converted directory is renamed into place."""
-    return [CONVERSION_CHECKS[name](fam, model_dir, draft) for name in fam.conversion_checks]
+    """The checks a family runs before a converted directory is renamed into place.
+
+    They run side by side: neither needs the other, and each spends its time in I/O and native
+    code (TensorFlow, torch, hashing) that releases the GIL. Each runs in a copy of this context,
+    so it shares the source the converter opened (converters.sharing).
+    """
+    names = fam.conversion_checks
+    with ThreadPoolExecutor(max_workers=max(len(names), 1), thread_name_prefix="zoo-check") as pool:
+        running = [
+            pool.submit(contextvars.copy_context().run, CONVERSION_CHECKS[name], fam, model_dir, draft)
+            for name in names
+        ]
+        return [future.result() for future in running]
 
 
 def keep_reference(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> bool:

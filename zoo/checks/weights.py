@@ -62,9 +62,12 @@ def weights(model_dir: Path, manifest: Mapping[str, Any], *, record: bool = Fals
             want = m.apply(np.asarray(reader.get(m.source)))
             if want.dtype != got.dtype:
                 want = want.astype(got.dtype)
+            want = np.ascontiguousarray(want)
             if record:
-                digests[target] = hashlib.sha256(np.ascontiguousarray(want).tobytes()).hexdigest()
-            if want.shape == got.shape and want.tobytes() == got.tobytes():
+                digests[target] = hashlib.sha256(want.reshape(-1).view(np.uint8).data).hexdigest()
+            if want.shape == got.shape and np.array_equal(
+                want.reshape(-1).view(np.uint8), got.reshape(-1).view(np.uint8)
+            ):
                 equal += 1
             else:
                 diff = (
@@ -102,7 +105,7 @@ def _against_recorded(model_dir: Path, manifest: Mapping[str, Any], why: str) ->
         problems += [f"missing from the model: {t}" for t in sorted(set(recorded) - names)]
         problems += [f"invented (no source): {t}" for t in sorted(names - set(recorded))]
         for target in sorted(names & set(recorded)):
-            if hashlib.sha256(converted.get(target).tobytes()).hexdigest() != recorded[target]:
+            if hashlib.sha256(converted.get(target).reshape(-1).view(np.uint8).data).hexdigest() != recorded[target]:
                 problems.append(f"{target}: differs from its source tensor (sha256 recorded at conversion)")
     matched = len(recorded) - len(problems)
     return Check(
