@@ -9,10 +9,12 @@ its own process measured by /usr/bin/time:
   2. `cp -r` of the checkpoint folder: the plain copy of the same bytes;
   3. `python -m zoo convert --from CKPT --format tapas-retriever --out OUT`: conversion, the
      weights replay and the float64 encodings check against the TF reference.
-Prints (peak RSS of 3 - peak RSS of 1) / checkpoint size (target <= 1.0) and wall time of 3 /
-wall time of 2 (target <= 5). `--small` uses a quick shape.
+Steps 2 and 3 alternate `--repeat` times (default 3), each after `sync`, into fresh folders; the
+medians are reported with every sample (the page cache and the VM's memory reclaim make single
+runs noisy). Prints (peak RSS of 3 - peak RSS of 1) / checkpoint size (target <= 1.0) and wall
+time of 3 / wall time of 2 (target <= 5). `--small` uses a quick shape.
 
-    python scripts/bench_convert.py [--small] [--layers N] [--workdir DIR] [--keep] [--json]
+    python scripts/bench_convert.py [--small] [--layers N] [--repeat N] [--workdir DIR] [--keep] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="quick shape (4 x 256) instead of the large one")
     parser.add_argument("--layers", type=int, help="override num_hidden_layers")
+    parser.add_argument("--repeat", type=int, default=3, help="copy/convert pairs to take medians over")
     parser.add_argument("--workdir", type=Path, help="where to build (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint and outputs")
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
@@ -89,23 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         size = sum(p.stat().st_size for p in src.glob(prefix.name + ".*"))
         os.sync()
         base_s, base_rss = _timed([sys.executable, "-c", IMPORTS])
-        copy_s, _ = _timed(["cp", "-r", str(src), str(work / "copy")])
-        os.sync()
-        convert_s, convert_rss = _timed(
-            [
-                sys.executable,
-                "-m",
-                "zoo",
-                "convert",
-                "--from",
-                str(src),
-                "--format",
-                "tapas-retriever",
-                "--out",
-                str(work / "converted"),
-                "--json",
-            ]
-        )
+        copies, converts, rss = [], [], []
+        for i in range(args.repeat):
+            os.sync()
+            copies.append(_timed(["cp", "-r", str(src), str(work / f"copy{i}")])[0])
+            shutil.rmtree(work / f"copy{i}")
+            os.sync()
+            out = work / "converted"
+            shutil.rmtree(out, ignore_errors=True)
+            seconds, peak = _timed(
+                [sys.executable, "-m", "zoo", "convert", "--from", str(src), "--format", "tapas-retriever"]
+                + ["--out", str(out), "--json"]
+            )
+            converts.append(seconds)
+            rss.append(peak)
+        copy_s, convert_s, convert_rss = (statistics.median(v) for v in (copies, converts, rss))
         checks = json.loads((work / "converted" / "zoo_manifest.json").read_text())["checks_at_conversion"]
         report: dict[str, Any] = {
             "machine": f"{os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') >> 30} GiB",
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_peak_rss_bytes": base_rss,
             "copy_seconds": round(copy_s, 2),
             "convert_seconds": round(convert_s, 2),
-            "convert_peak_rss_bytes": convert_rss,
+            "convert_peak_rss_bytes": int(convert_rss),
+            "samples": {"copy_seconds": copies, "convert_seconds": converts, "convert_peak_rss_bytes": rss},
             "peak_rss_ratio": round((convert_rss - base_rss) / size, 3),
             "wall_ratio": round(convert_s / copy_s, 2),
             "checks": {c["name"]: c["verdict"] for c in checks},
