@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from timed import timed  # noqa: E402
+
 LARGE = {
     "num_hidden_layers": 24,
     "hidden_size": 1024,
@@ -54,20 +56,11 @@ def _build(fields: dict, folder: Path) -> Path:
 
 
 def _timed(command: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one command, from /usr/bin/time."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", report.name, *command],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        if proc.returncode:
-            raise SystemExit(f"{' '.join(command)} failed:\n{proc.stdout}\n{proc.stderr}")
-        seconds, kilobytes = report.read().split()[-2:]
-    return float(seconds), int(kilobytes) * 1024
+    """(wall seconds, peak RSS bytes) of one command that must succeed."""
+    run = timed(command)
+    if run.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{run.stdout}\n{run.stderr}")
+    return run.seconds, run.peak_rss_bytes
 
 
 def main(argv: list[str] | None = None) -> int:

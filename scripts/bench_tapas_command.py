@@ -20,12 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from timed import timed  # noqa: E402
+
 BACKENDS = {"torch (default)": [], "TF reference (--backend tf)": ["--backend", "tf"]}
 
 
@@ -44,21 +47,11 @@ def _write_nq(folder: Path, tables, questions) -> Path:
 
 def _timed(command: list[str]) -> tuple[float, int, dict]:
     """(wall seconds, peak RSS bytes, the command's JSON output)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", report.name, *command],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        seconds, kilobytes = report.read().split()[-2:]
+    run = timed(command)
     try:
-        output = json.loads(proc.stdout)
+        return run.seconds, run.peak_rss_bytes, json.loads(run.stdout)
     except json.JSONDecodeError:
-        raise SystemExit(f"{' '.join(command)} printed no JSON (exit {proc.returncode}):\n{proc.stderr}") from None
-    return float(seconds), int(kilobytes) * 1024, output
+        raise SystemExit(f"{' '.join(command)} printed no JSON (exit {run.returncode}):\n{run.stderr}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,14 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "scripts"))
     from bench_encode import _tapas
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         converted, _, tables, questions = _tapas("small", folder, args.batch_size, args.tables)
         data = _write_nq(folder / "nq", tables, questions)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for label, extra in BACKENDS.items():
             seconds, peak, output = _timed(
                 [sys.executable, "-m", "zoo", "bench", str(converted), "--data", str(data), "--split", "test"]

@@ -10,19 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.models.tapas import TOKEN_TYPES
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "tapas"
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-TOKEN_TYPES = (
-    "segment_ids",
-    "column_ids",
-    "row_ids",
-    "prev_label_ids",
-    "column_ranks",
-    "inv_column_ranks",
-    "numeric_relations",
-)
 TOL = 1e-5
 
 

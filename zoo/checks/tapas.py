@@ -20,7 +20,7 @@ import torch
 
 from .. import provenance
 from ..errors import FormatError, MissingDependencyError, ZooError
-from ..models.tapas import TapasInputError
+from ..models.tapas import TOKEN_TYPES, TapasInputError
 from ..safetensors_io import TensorReader
 from . import replay
 from .gate import gate
@@ -37,15 +37,6 @@ PROBE_SEED = 20210427
 PROBE_LENGTHS = (1.0, 0.7, 0.25)  # fractions of the probe width: mixed lengths with padding
 CELL_TOKENS = 3
 QUESTION_TOKENS = 4
-TOKEN_TYPES = (
-    "segment_ids",
-    "column_ids",
-    "row_ids",
-    "prev_label_ids",
-    "column_ranks",
-    "inv_column_ranks",
-    "numeric_relations",
-)
 
 
 # --- probe --------------------------------------------------------------------------------
