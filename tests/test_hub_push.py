@@ -21,6 +21,11 @@ SPLADE_GOLDEN = json.loads((ROOT / "tests" / "data" / "splade_tiny_golden.json")
 
 # Run a script where `import zoo` fails: the model must load from its own repository.
 NO_ZOO = "import sys\nsys.modules['zoo'] = None\nsys.modules['converters'] = None\n"
+# ... and where nothing beyond torch, transformers, huggingface_hub and safetensors (and what they need) imports
+HUB_STACK_ONLY = NO_ZOO + "".join(
+    f"sys.modules[{name!r}] = None\n"
+    for name in ("tensorflow", "pandas", "sentence_transformers", "scipy", "sklearn", "ray", "ir_measures")
+)
 BLOCK_TF = (
     "import sys\nsys.modules['tensorflow'] = None\nfrom zoo.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
 )
@@ -149,7 +154,7 @@ def test_tapas_pushed_downloaded_and_loaded_without_zoo(env, tmp_path, name, fmt
     assert not again["changed"] and again["commit"] == first["commit"]  # nothing new: no commit
 
     copy = download(env, f"org/{name}", tmp_path)
-    result = run(env, str(copy), str(GOLDEN / "tapas" / name), code=NO_ZOO + TAPAS_PROBE, cwd=tmp_path)
+    result = run(env, str(copy), str(GOLDEN / "tapas" / name), code=HUB_STACK_ONLY + TAPAS_PROBE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["module"].startswith("transformers_modules.") and loaded["class"] in (
@@ -233,7 +238,7 @@ def test_flmr_legacy_pushed_downloaded_and_loaded_without_zoo(env, tmp_path):
     push(env, out, "org/preflmr-tiny")
 
     copy = download(env, "org/preflmr-tiny", tmp_path)
-    result = run(env, str(copy), str(golden), code=NO_ZOO + FLMR_PROBE, cwd=tmp_path)
+    result = run(env, str(copy), str(golden), code=HUB_STACK_ONLY + FLMR_PROBE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     got = json.loads(result.stdout.strip().splitlines()[-1])
     assert got["module"].startswith("transformers_modules.") and got["ids"] and got["mask"]

@@ -62,7 +62,7 @@ def weights(model_dir: Path, manifest: Mapping[str, Any], *, record: bool = Fals
             want = m.apply(np.asarray(reader.get(m.source)))
             if want.dtype != got.dtype:
                 want = want.astype(got.dtype)
-            want = np.ascontiguousarray(want)
+            want = np.asarray(want, order="C")  # keeps 0-d (ascontiguousarray makes it 1-d)
             if record:
                 digests[target] = hashlib.sha256(want.reshape(-1).view(np.uint8).data).hexdigest()
             if want.shape == got.shape and np.array_equal(
