@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
@@ -101,3 +103,13 @@ def test_golden_check_fails_for_another_model(converted):
     model_dir, _ = converted["reader_noreset"]  # same shapes as the golden reader, other weights
     check = golden(model_dir, GOLDEN / "reader_reset")
     assert not check.ok and check.value > TOL
+
+
+def test_conversion_replays_the_readers_scalar_biases_bit_for_bit(tmp_path):
+    """The original reader stores output_bias and span_output_bias as 0-d tensors; they stay 0-d."""
+    import zoo
+
+    out = zoo.convert(GOLDEN / "reader_reset", format="tapas-reader", out=tmp_path / "reader")
+    checks = {c["name"]: c for c in json.loads((out / "zoo_manifest.json").read_text())["checks_at_conversion"]}
+    assert checks["weights"]["verdict"] == "PASS", checks["weights"]
+    assert load_file(str(out / "model.safetensors"))["output_bias"].shape == ()
