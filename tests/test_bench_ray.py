@@ -186,7 +186,9 @@ def assert_same_embeddings(work: Path, reference: Path) -> None:
         assert a.keys() == b.keys(), name
         for key in a:
             assert a[key].shape == b[key].shape, (name, key)
-            np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6, err_msg=f"{name} {key}")
+            # float32 rounding only: two workers on two CPUs run one thread each, the single process two,
+            # and torch's CPU attention kernel blocks its sums by thread count (~1e-7 per call)
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=f"{name} {key}")
 
 
 def _metrics(result: dict) -> dict:
