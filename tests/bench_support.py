@@ -5,32 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import hub_registry_entry
+
 DATA = Path(__file__).resolve().parent / "data" / "bench"
 
 
 def registry_entry(model_id: str, family: str, task: str, metrics: list[dict]) -> dict:
     """A user-registry model entry (ZOO_REGISTRY) whose numbers a test chooses."""
-    return {
-        "id": model_id,
-        "family": family,
-        "task": task,
-        "size": "tiny",
-        "attributes": {
-            "hard_negatives": None,
-            "down_projection_dim": None,
-            "fine_tuned_on": None,
-            "vision_encoder": None,
-            "text_encoder": None,
-            "params": None,
-        },
-        "source": {"kind": "hf", "repo": f"test/{model_id}"},
-        "converter": None,
-        "license": "apache-2.0",
-        "paper": {"title": "test"},
-        "metrics": metrics,
-        "golden": [],
-        "notes": "",
-    }
+    return {**hub_registry_entry(model_id, f"test/{model_id}"), "family": family, "task": task, "metrics": metrics}
 
 
 def metric(benchmark: str, name: str, value: float, set_: str = "published", scale: str = "percent") -> dict:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import hub_registry_entry
 from splade_factory import vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,37 +34,11 @@ REAL_ID = "splade-distilbert-base-uncased-msmarco-mnrl"
 
 
 def registry_entry(model_id: str, repo: str, golden: list[dict] | None = None) -> dict:
-    return {
-        "id": model_id,
-        "family": "splade",
-        "task": "sparse-encoder",
-        "size": "tiny",
-        "attributes": {
-            "hard_negatives": None,
-            "down_projection_dim": None,
-            "fine_tuned_on": None,
-            "vision_encoder": None,
-            "text_encoder": "tiny DistilBertForMaskedLM",
-            "params": None,
-        },
-        "source": {
-            "kind": "hf",
-            "url": None,
-            "archive": None,
-            "size": None,
-            "sha256": None,
-            "md5": None,
-            "crc32c": None,
-            "repo": repo,
-            "revision": "main",
-        },
-        "converter": None,
-        "license": "apache-2.0",
-        "paper": {"title": "tiny SPLADE", "arxiv": None, "url": None},
-        "metrics": [],
-        "golden": golden or [],
-        "notes": "",
-    }
+    entry = hub_registry_entry(model_id, repo, "main")
+    entry["attributes"]["text_encoder"] = "tiny DistilBertForMaskedLM"
+    entry["paper"]["title"] = "tiny SPLADE"
+    entry["golden"] = golden or []
+    return entry
 
 
 def tiny_golden(values: list[float] | None = None) -> list[dict]:
