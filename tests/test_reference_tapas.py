@@ -66,8 +66,8 @@ def test_out_of_range_ids_add_nothing(reader_golden):
     name = "bert/embeddings/token_type_embeddings_4"
 
     class ZeroRow(TapasTFReference):
-        def _v(self, variable: str) -> tf.Tensor:
-            value = super()._v(variable)
+        def _v(self, variable: str, dtype=None) -> tf.Tensor:
+            value = super()._v(variable, dtype)
             if variable != name:
                 return value
             return tf.concat([value[:3], tf.zeros_like(value[3:4]), value[4:]], axis=0)

@@ -5,12 +5,14 @@ tower's embeddings, one encoder layer, the pooler) its weights from the safetens
 before it runs, and forward hooks drop them after. Parameters outside every block (projections,
 heads: small) are loaded once up front. So checking a LARGE model needs one layer's weights at a
 time, not the model, and the code that runs is the model's own forward, not a re-implementation.
+Embedding tables stay as stored and the rows they return are cast: the same values as a lookup in
+a cast table, without a float64 copy of a 30k-row vocabulary.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -24,18 +26,21 @@ def streamed(model: nn.Module, reader: TensorReader, blocks: Sequence[nn.Module]
     """Within the block, `model` (built on meta) computes in `dtype` with weights streamed from `reader`."""
     prefixes = {id(module): name for name, module in model.named_modules()}
     inside = {id(p) for block in blocks for p in block.parameters()}
+    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
 
     def load(module: nn.Module, prefix: str, recurse: bool = True) -> None:
         module.to_empty(device="cpu", recurse=recurse)
-        for name, param in module.named_parameters(prefix=prefix, recurse=recurse):
-            if recurse or id(param) not in inside:
+        owners: Iterable[tuple[str, nn.Module]] = module.named_modules(prefix=prefix) if recurse else [(prefix, module)]
+        for owner_name, owner in owners:
+            for short, param in owner.named_parameters(recurse=False):
+                name = f"{owner_name}.{short}" if owner_name else short
                 value = torch.from_numpy(reader.get(name))
                 if value.shape != param.shape:
                     raise FormatError(
                         f"{reader.directory}: {name} has shape {tuple(value.shape)}, "
                         f"the model expects {tuple(param.shape)}"
                     )
-                param.data = value.to(dtype)
+                param.data = value if isinstance(owner, nn.Embedding) else value.to(dtype)
 
     def before(module: nn.Module, args: object) -> None:
         load(module, prefixes[id(module)])
@@ -43,12 +48,16 @@ def streamed(model: nn.Module, reader: TensorReader, blocks: Sequence[nn.Module]
     def after(module: nn.Module, args: object, output: object) -> None:
         module.to_empty(device="meta")
 
+    def cast_rows(module: nn.Module, args: object, output: torch.Tensor) -> torch.Tensor:
+        return output.to(dtype)
+
     for name, module in model.named_modules():  # everything outside the blocks, once
         if any(id(p) not in inside for p in module.parameters(recurse=False)):
             load(module, name, recurse=False)
     handles = [
         h for block in blocks for h in (block.register_forward_pre_hook(before), block.register_forward_hook(after))
     ]
+    handles += [table.register_forward_hook(cast_rows) for table in embeddings]
     try:
         yield
     finally:

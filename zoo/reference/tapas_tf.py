@@ -71,7 +71,7 @@ class TapasTFReference:
         self.softmax_temperature = float(config.get("softmax_temperature", 1.0))
         self.reset = reset_position_index_per_cell
         self.dtype = tf.as_dtype(dtype or tf.float32)
-        self._kept: dict[str, Tensor] | None = {} if keep_weights else None
+        self._kept: dict[tuple[str, Any], Tensor] | None = {} if keep_weights else None
         self.checkpoint = tf.train.load_checkpoint(str(prefix))
         self.names = {
             name
@@ -81,19 +81,24 @@ class TapasTFReference:
 
     # --- encoder (modeling.BertModel) -----------------------------------------------------
 
-    def _v(self, name: str) -> Tensor:
-        if self._kept is not None and name in self._kept:
-            return self._kept[name]
+    def _v(self, name: str, dtype: Any = None) -> Tensor:
+        """A variable as a tensor of `dtype` (default: the reference's)."""
+        dtype = tf.as_dtype(dtype or self.dtype)
+        if self._kept is not None and (name, dtype) in self._kept:
+            return self._kept[name, dtype]
         if name not in self.names:
             raise KeyError(f"the checkpoint has no variable {name!r}")
-        value = tf.constant(self.checkpoint.get_tensor(name), dtype=self.dtype)
+        value = tf.cast(tf.constant(self.checkpoint.get_tensor(name)), dtype)
         if self._kept is not None:
-            self._kept[name] = value
+            self._kept[name, dtype] = value
         return value
 
     def _embeddings(self, scope: str, input_ids, token_type_ids) -> Tensor:
         batch, length = input_ids.shape
-        output = tf.nn.embedding_lookup(self._v(f"{scope}/embeddings/word_embeddings"), input_ids)
+        # rows are looked up in the float32 table, then cast: the same values as a lookup in a cast
+        # table, without a float64 copy of all 30k rows
+        words = tf.nn.embedding_lookup(self._v(f"{scope}/embeddings/word_embeddings", tf.float32), input_ids)
+        output = tf.cast(words, self.dtype)
         for i, size in enumerate(self.type_vocab_sizes):
             table = self._v(f"{scope}/embeddings/token_type_embeddings_{i}")
             one_hot = tf.one_hot(tf.reshape(token_type_ids[i], [-1]), depth=size, dtype=self.dtype)
