@@ -15,6 +15,7 @@ import tempfile
 import weakref
 import zipfile
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -359,9 +360,10 @@ def read_bert_config(path: Path) -> dict[str, Any]:
 class TapasSource:
     """SourceReader plus the facts a TAPAS converter needs; close() drops a zip's temp dir."""
 
-    def __init__(self, located: Located, reader) -> None:
+    def __init__(self, located: Located, reader, digests: Future[dict[str, str]] | None = None) -> None:
         self.located = located
         self.reader = reader
+        self._digests = digests
         self._finalizer = weakref.finalize(self, located.close)
 
     @property
@@ -383,18 +385,20 @@ class TapasSource:
     def identity(self, fmt: str) -> dict[str, Any]:
         """What the manifest records about the source: format, path, resolved prefix, hashes."""
         loc = self.located
+        digests = self._digests.result() if self._digests is not None else _digests(loc)
         record: dict[str, Any] = {
             "format": fmt,
             "path": str(loc.path),
             "kind": loc.kind,
             "checkpoint": loc.member or loc.files.prefix.name,  # relative to the artifact, never a local path
-            "files": sha256_of(loc.files.all()),
+            "files": {name: digest for name, digest in digests.items() if name != ARCHIVE_DIGEST},
         }
-        if loc.kind == "zip":
-            record["archive_sha256"] = sha256_of([loc.path])[loc.path.name]
+        if ARCHIVE_DIGEST in digests:
+            record["archive_sha256"] = digests[ARCHIVE_DIGEST]
         return record
 
     def close(self) -> None:
+        _settled(self._digests)
         self._finalizer()
 
     def __enter__(self) -> Self:
@@ -404,11 +408,42 @@ class TapasSource:
         self.close()
 
 
-def open_checkpoint(src: Path) -> TapasSource:
-    located = resolve(src)
+ARCHIVE_DIGEST = ""  # key of the archive's own sha256 in _digests (no file name is empty)
+
+
+def _digests(located: Located) -> dict[str, str]:
+    """sha256 of every file the conversion reads (and of the zip they came from)."""
+    digests = sha256_of(located.files.all())
+    if located.kind == "zip":
+        digests[ARCHIVE_DIGEST] = sha256_of([located.path])[located.path.name]
+    return digests
+
+
+def _digests_started(located: Located) -> Future[dict[str, str]]:
+    """_digests on a worker thread: hashing releases the GIL, so it runs beside TensorFlow's
+    import and the tensor reads instead of after them."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tapas-hash")
     try:
-        return TapasSource(located, TFCheckpointReader(located.files.prefix))
+        return pool.submit(_digests, located)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _settled(future: Future | None) -> None:
+    """Wait until a background hash is done (it reads files a close may delete)."""
+    if future is not None:
+        future.exception()
+
+
+def open_checkpoint(src: Path, *, hash_files: bool = False) -> TapasSource:
+    """The checkpoint at `src` (zip, folder or prefix); `hash_files` starts hashing its files at
+    once, for a conversion's identity record."""
+    located = resolve(src)
+    digests = _digests_started(located) if hash_files else None
+    try:
+        return TapasSource(located, TFCheckpointReader(located.files.prefix), digests)
     except BaseException:
+        _settled(digests)
         located.close()
         raise
 

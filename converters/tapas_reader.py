@@ -42,8 +42,8 @@ RULES: tuple[Rule, ...] = (
 __all__ = ["FAMILY", "FORMAT", "OPTIONS", "RULES", "SKIP", "convert", "open_source", "plan_for"]
 
 
-def open_source(src: Path, options: Mapping[str, Any]) -> TapasSource:
-    source = open_checkpoint(src)
+def open_source(src: Path, options: Mapping[str, Any], *, hash_files: bool = False) -> TapasSource:
+    source = open_checkpoint(src, hash_files=hash_files)
     retriever = [n for n in source.names() if n.startswith(RETRIEVER_MARKS)]
     if retriever:
         source.close()
@@ -57,7 +57,7 @@ def plan_for(reader, options: Mapping[str, Any]) -> Plan:
 
 def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) -> ConversionResult:
     """Write config.json, model.safetensors and tokenizer files for a TF NQ reader into `out`."""
-    with open_source(src, options) as source:
+    with open_source(src, options, hash_files=True) as source:
         from_graph = source.files.meta is not None
         reset = resolve_reset(source.files, options, default=None)
         temperature = float(options.get("temperature", 1.0))

@@ -59,9 +59,11 @@ def _is_single_tower(names: list[str]) -> bool:
     return any(n.startswith(TABLE_SCOPE) for n in names) and not any(n.startswith(QUESTION_SCOPE) for n in names)
 
 
-def open_source(src: Path, options: Mapping[str, Any]) -> TapasSource:
-    """Open the checkpoint; alias a single tower into both, as options (or the names) say."""
-    source = open_checkpoint(src)
+def open_source(src: Path, options: Mapping[str, Any], *, hash_files: bool = False) -> TapasSource:
+    """Open the checkpoint; alias a single tower into both, as options (or the names) say.
+
+    `hash_files` (a conversion) hashes the source files meanwhile, for the identity record."""
+    source = open_checkpoint(src, hash_files=hash_files)
     try:
         if READER_MARK in source.names():
             raise FormatError(f"{src}: holds a TAPAS reader ({READER_MARK}); convert it with format tapas-reader")
@@ -98,7 +100,7 @@ def _config(source: TapasSource, reset: bool, max_query_length: int) -> TapasDua
 
 def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) -> ConversionResult:
     """Write config.json, model.safetensors and tokenizer files for a TF dual encoder into `out`."""
-    with open_source(src, options) as source:
+    with open_source(src, options, hash_files=True) as source:
         single = isinstance(source.reader, AliasView)
         # The original retriever never reset positions; a .meta graph, if present, is still believed.
         reset = resolve_reset(source.files, options, default=False)

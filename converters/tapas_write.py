@@ -3,8 +3,9 @@
 Expected shapes come from the zoo model built on the `meta` device (no memory allocated), so
 the rule table is checked against the real model, not against a second list of shapes.
 Tensors are produced one at a time from the TF reader into the safetensors writer; a small
-prefetch thread reads and transposes the next tensor while the current one is written, and
-another hashes the source files meanwhile (all three are I/O or release the GIL). At most
+prefetch thread reads and transposes the next tensor while the current one is written, while
+the source files are hashed on another (converters.tapas_checkpoint.open_checkpoint; all three
+are I/O or release the GIL). At most
 PREFETCH tensors wait in memory, so the peak stays near a few tensors, not the model.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Generator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def write_model(
     source: TapasSource, the_plan: Plan, model_cls, config, out: Path, progress: bool, fmt: str
 ) -> dict[str, Any]:
     """Check `the_plan` against the model, write safetensors, config.json and tokenizer files into
-    `out`, and return the source's identity record (hashed concurrently)."""
+    `out`, and return the source's identity record (hashed meanwhile, since the source was opened)."""
     expected = expected_shapes(model_cls, config)
     check_shapes(the_plan, {m.source: source.shape(m.source) for m in the_plan.mapped}, expected)
     not_float = [f"{m.source} ({source.dtype(m.source)})" for m in the_plan.mapped if source.dtype(m.source) != FLOAT32]
@@ -90,23 +90,21 @@ def write_model(
         mapped = by_target[spec.name]
         return mapped.apply(source.get(mapped.source))
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tapas-hash") as pool:
-        identity = pool.submit(source.identity, fmt)
-        stream = _prefetched(specs, make)
+    stream = _prefetched(specs, make)
 
-        def produce(spec: TensorSpec) -> np.ndarray:
-            name, value = next(stream)
-            if name != spec.name:  # the writer asks in spec order; anything else is a bug here
-                raise RuntimeError(f"prefetch out of order: {name} != {spec.name}")
-            return value
+    def produce(spec: TensorSpec) -> np.ndarray:
+        name, value = next(stream)
+        if name != spec.name:  # the writer asks in spec order; anything else is a bug here
+            raise RuntimeError(f"prefetch out of order: {name} != {spec.name}")
+        return value
 
-        try:
-            with tqdm(
-                total=sum(s.nbytes for s in specs), unit="B", unit_scale=True, disable=not progress, desc="convert"
-            ) as bar:
-                write_safetensors(out, specs, produce, on_tensor=lambda s: bar.update(s.nbytes))
-        finally:
-            stream.close()
-        config.save_pretrained(out)
-        copy_tokenizer_files(source.files, out, config.max_position_embeddings)
-        return identity.result()
+    try:
+        with tqdm(
+            total=sum(s.nbytes for s in specs), unit="B", unit_scale=True, disable=not progress, desc="convert"
+        ) as bar:
+            write_safetensors(out, specs, produce, on_tensor=lambda s: bar.update(s.nbytes))
+    finally:
+        stream.close()
+    config.save_pretrained(out)
+    copy_tokenizer_files(source.files, out, config.max_position_embeddings)
+    return source.identity(fmt)
