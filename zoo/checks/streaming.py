@@ -28,6 +28,19 @@ def streamed(model: nn.Module, reader: TensorReader, blocks: Sequence[nn.Module]
     inside = {id(p) for block in blocks for p in block.parameters()}
     embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
 
+    # block-relative name -> the `dtype` storage it is cast into, reused by the next block of the
+    # same structure (one encoder layer after another): a fresh 32 MB float64 kernel per layer
+    # would be mapped and unmapped, and its pages faulted in, every time
+    casts: dict[str, torch.Tensor] = {}
+
+    def cast(key: str, value: torch.Tensor) -> torch.Tensor:
+        if value.dtype == dtype:
+            return value
+        into = casts.get(key)
+        if into is None or into.shape != value.shape:
+            into = casts[key] = torch.empty(value.shape, dtype=dtype)
+        return into.copy_(value)
+
     def load(module: nn.Module, prefix: str, recurse: bool = True) -> None:
         module.to_empty(device="cpu", recurse=recurse)
         owners: Iterable[tuple[str, nn.Module]] = module.named_modules(prefix=prefix) if recurse else [(prefix, module)]
@@ -40,7 +53,8 @@ def streamed(model: nn.Module, reader: TensorReader, blocks: Sequence[nn.Module]
                         f"{reader.directory}: {name} has shape {tuple(value.shape)}, "
                         f"the model expects {tuple(param.shape)}"
                     )
-                param.data = value if isinstance(owner, nn.Embedding) else value.to(dtype)
+                key = name.removeprefix(prefix) if recurse else name
+                param.data = value if isinstance(owner, nn.Embedding) else cast(key, value)
 
     def before(module: nn.Module, args: object) -> None:
         load(module, prefixes[id(module)])
