@@ -39,7 +39,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"output_bias_cls", "output_bias_cls"),
     Rule(r"loss/span_output_(weights|bias)", r"span_output_\1"),
 )
-__all__ = ["FAMILY", "FORMAT", "OPTIONS", "RULES", "SKIP", "config_for", "convert", "open_source", "plan_for"]
+__all__ = ["FAMILY", "FORMAT", "OPTIONS", "RULES", "SKIP", "convert", "open_source", "plan_for"]
 
 
 def open_source(src: Path, options: Mapping[str, Any], *, hash_files: bool = False) -> TapasSource:
@@ -55,24 +55,19 @@ def plan_for(reader, options: Mapping[str, Any]) -> Plan:
     return plan(reader.names(), RULES, SKIP)
 
 
-def config_for(source: TapasSource, options: Mapping[str, Any]) -> TapasReaderConfig:
-    """The config a conversion of `source` with `options` writes (the encodings check starts its
-    reference from it while the tensors are still being written)."""
-    return TapasReaderConfig(
-        **read_bert_config(source.files.config),
-        reset_position_index_per_cell=resolve_reset(source.files, options, default=None),
-        temperature=float(options.get("temperature", 1.0)),
-        architectures=[TapasReader.__name__],
-    )
-
-
 def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) -> ConversionResult:
     """Write config.json, model.safetensors and tokenizer files for a TF NQ reader into `out`."""
     with open_source(src, options, hash_files=True) as source:
         from_graph = source.files.meta is not None
+        reset = resolve_reset(source.files, options, default=None)
+        temperature = float(options.get("temperature", 1.0))
         the_plan = plan_for(source, options)
-        config = config_for(source, options)
-        reset, temperature = config.reset_position_index_per_cell, config.temperature
+        config = TapasReaderConfig(
+            **read_bert_config(source.files.config),
+            reset_position_index_per_cell=reset,
+            temperature=temperature,
+            architectures=[TapasReader.__name__],
+        )
         identity = write_model(source, the_plan, TapasReader, config, out, progress, FORMAT)
         notes = (
             []

@@ -44,18 +44,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"table_projection", "table_projection.weight"),
     Rule(r"text_projection", "text_projection.weight"),
 )
-__all__ = [
-    "FAMILY",
-    "FORMAT",
-    "OPTIONS",
-    "RULES",
-    "SKIP",
-    "config_for",
-    "convert",
-    "open_source",
-    "plan_for",
-    "single_tower_view",
-]
+__all__ = ["FAMILY", "FORMAT", "OPTIONS", "RULES", "SKIP", "convert", "open_source", "plan_for", "single_tower_view"]
 
 
 def single_tower_view(reader) -> AliasView:
@@ -97,17 +86,14 @@ def plan_for(reader, options: Mapping[str, Any]) -> Plan:
     return plan(reader.names(), RULES, SKIP)
 
 
-def config_for(source: TapasSource, options: Mapping[str, Any]) -> TapasDualEncoderConfig:
-    """The config a conversion of `source` with `options` writes (the encodings check starts its
-    reference from it while the tensors are still being written)."""
+def _config(source: TapasSource, reset: bool, max_query_length: int) -> TapasDualEncoderConfig:
     names = set(source.names())
     dim = source.shape("table_projection")[0] if "table_projection" in names else 0
     return TapasDualEncoderConfig(
         **read_bert_config(source.files.config),
         down_projection_dim=dim,
-        max_query_length=int(options.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH)),
-        # The original retriever never reset positions; a .meta graph, if present, is still believed.
-        reset_position_index_per_cell=resolve_reset(source.files, options, default=False),
+        max_query_length=max_query_length,
+        reset_position_index_per_cell=reset,
         architectures=[TapasDualEncoder.__name__],
     )
 
@@ -116,8 +102,11 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
     """Write config.json, model.safetensors and tokenizer files for a TF dual encoder into `out`."""
     with open_source(src, options, hash_files=True) as source:
         single = isinstance(source.reader, AliasView)
+        # The original retriever never reset positions; a .meta graph, if present, is still believed.
+        reset = resolve_reset(source.files, options, default=False)
+        max_query_length = int(options.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
         the_plan = plan_for(source, options)
-        config = config_for(source, options)
+        config = _config(source, reset, max_query_length)
         identity = write_model(source, the_plan, TapasDualEncoder, config, out, progress, FORMAT)
         notes = []
         if single:
@@ -133,8 +122,8 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             source=identity,
             options={
                 "single_tower": single,
-                "reset_position_index_per_cell": config.reset_position_index_per_cell,
-                "max_query_length": config.max_query_length,
+                "reset_position_index_per_cell": reset,
+                "max_query_length": max_query_length,
             },
             notes=tuple(notes),
         )

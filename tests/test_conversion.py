@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -30,26 +29,6 @@ def test_converted_directory_carries_card_manifest_and_checks(tmp_path):
     assert card.startswith("---\nlibrary_name: transformers\n")
     assert "| weights | PASS |" in card and "model.ckpt.index" in card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp directory left beside it
-
-
-def test_the_tf_reference_runs_once_beside_the_conversion(tmp_path, monkeypatch):
-    """The conversion starts the TF reference on its own thread; the encodings check takes its outputs."""
-    import converters.tapas_retriever as retriever
-    from zoo.reference.tapas_tf import TapasTFReference
-
-    runs: list[tuple[str, str]] = []
-    for owner, name in ((TapasTFReference, "dual_encoder"), (retriever, "write_model")):
-        real = getattr(owner, name)
-
-        def spy(*args, real=real, name=name, **kwargs):
-            runs.append((name, threading.current_thread().name))
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(owner, name, spy)
-    out = conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
-    assert sorted(runs) == [("dual_encoder", "zoo-early"), ("write_model", "MainThread")]
-    checks = {c["name"]: c["verdict"] for c in manifest.read(out)["checks_at_conversion"]}
-    assert checks == {"weights": "PASS", "encodings": "PASS"}
 
 
 def test_failure_mid_conversion_leaves_nothing(tmp_path, monkeypatch):

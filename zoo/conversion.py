@@ -130,7 +130,6 @@ def _convert_into(
     accept_mismatch: bool,
 ) -> Path:
     """Convert into `tmp`, check, describe, then rename into `out` (the caller removes `tmp` on failure)."""
-    runner.start_reference(fam, fmt, src, options)
     result = module.convert(src, tmp, options, progress)
     remote_code.install(tmp, fam, task)
     source, portable_options = provenance.make_portable(

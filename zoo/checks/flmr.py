@@ -66,11 +66,6 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     return run_encodings(reference_probe(model_dir, manifest), lambda probe: check_probe(model_dir, probe, "encodings"))
 
 
-def start_reference(fmt: str, src: Path, options: Mapping[str, Any]) -> None:
-    """Nothing starts early: the official Hub model is found from the options the conversion
-    records, after it (starting it sooner has not been measured to pay off)."""
-
-
 def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
     reference = official_reference(manifest)
     if reference is None:

@@ -46,11 +46,6 @@ CONVERSION_CHECKS: Mapping[str, Callable[[Family, Path, Mapping[str, Any]], Chec
 }
 
 
-def start_reference(fam: Family, fmt: str, src: Path, options: Mapping[str, Any]) -> None:
-    """Let the family's reference start now, beside the conversion, where it needs only the source."""
-    fam.checks_module().start_reference(fmt, src, options)
-
-
 def conversion_checks(fam: Family, model_dir: Path, draft: Mapping[str, Any]) -> list[Check]:
     """The checks a family runs before a converted directory is renamed into place.
 

@@ -78,10 +78,6 @@ def encodings(model_dir: Path, manifest: Mapping[str, Any]) -> Check:
     return run_encodings(reference_probe(model_dir, manifest), lambda probe: check_probe(model_dir, probe, "encodings"))
 
 
-def start_reference(fmt: str, src: Path, options: Mapping[str, Any]) -> None:
-    """Nothing starts early: SPLADE is adopted, not converted: there is no conversion to run beside."""
-
-
 def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
     """The probe texts through `reference_encode` (AutoModelForMaskedLM and the SPLADE formula)."""
     try:

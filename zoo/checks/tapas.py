@@ -10,17 +10,13 @@ cell table: there TF itself has no defined result (it raises on CPU).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-
-from converters.sharing import shared, started
 
 from .. import provenance
 from ..errors import FormatError, MissingDependencyError, ZooError
@@ -34,8 +30,6 @@ from .similarity import max_abs_diff, min_row_cosine
 from .streaming import streamed
 
 if TYPE_CHECKING:
-    from converters.tapas_checkpoint import CheckpointFiles
-
     from ..registry import GoldenValue
 
 TOLERANCE = 1e-5
@@ -146,68 +140,6 @@ def _reader_outputs(model, tables) -> dict[str, np.ndarray]:
 RETRIEVER_TYPE = "zoo_tapas_dual_encoder"
 
 
-@dataclass(frozen=True)
-class _Settings:
-    """How the TF reference runs, besides the checkpoint and the probe inputs."""
-
-    retriever: bool
-    reset_position_index_per_cell: bool
-    max_query_length: int | None  # retriever
-    temperature: float  # reader
-
-    @classmethod
-    def of(cls, config: Mapping[str, Any], options: Mapping[str, Any]) -> _Settings:
-        """From a conversion's options, and its config where they are silent."""
-        retriever = config.get("model_type") == RETRIEVER_TYPE
-        return cls(
-            retriever=retriever,
-            reset_position_index_per_cell=bool(options.get("reset_position_index_per_cell", False)),
-            max_query_length=int(options.get("max_query_length", config["max_query_length"])) if retriever else None,
-            temperature=float(options.get("temperature", 1.0)),
-        )
-
-
-def _probe_inputs(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The fixed probe for a model config: `tables.*`, and `questions.*` for a retriever."""
-    inputs = {f"tables.{k}": v for k, v in probe_batch(config).items()}
-    if config.get("model_type") == RETRIEVER_TYPE:
-        inputs.update({f"questions.{k}": v for k, v in question_probe(config).items()})
-    return inputs
-
-
-def _reference_outputs(files: CheckpointFiles, settings: _Settings, inputs: Mapping[str, np.ndarray]) -> dict:
-    """zoo.reference.tapas_tf in float64 (the gate compares there: zoo.checks.gate) on the probe."""
-    from zoo.reference.tapas_tf import TapasTFReference
-
-    reference = TapasTFReference(
-        files.prefix,
-        files.config,
-        reset_position_index_per_cell=settings.reset_position_index_per_cell,
-        dtype=np.float64,
-    )
-    ids, mask, types = (inputs[f"tables.{k}"] for k in ("input_ids", "attention_mask", "token_type_ids"))
-    if settings.retriever:
-        question_ids, question_mask = (inputs[f"questions.{k}"] for k in ("input_ids", "attention_mask"))
-        return reference.dual_encoder(
-            question_ids, question_mask, ids, mask, types, max_query_length=int(settings.max_query_length or 0)
-        )
-    want = reference.reader(ids, mask, types, temperature=settings.temperature)
-    want["span_indexes"] = want["span_indexes"][0]
-    return want
-
-
-def _shared_outputs(files: CheckpointFiles, settings: _Settings, inputs: Mapping[str, np.ndarray]) -> dict:
-    """_reference_outputs, computed once per conversion (converters.sharing): a conversion starts
-    it early (start_reference) and its encodings check takes the result if it asks the same."""
-    digest = hashlib.sha256()
-    for name in sorted(inputs):
-        digest.update(f"{name}{inputs[name].shape}".encode())
-        digest.update(np.ascontiguousarray(inputs[name], np.int64).tobytes())
-    key = ("tapas-reference", str(files.prefix), settings, digest.hexdigest())
-    outputs, _ = shared(key, lambda: _reference_outputs(files, settings, inputs))
-    return outputs
-
-
 def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
     """The TF reference (zoo.reference.tapas_tf) on the source checkpoint, run on the fixed probe batch."""
     found = replay.inputs(manifest)
@@ -215,34 +147,43 @@ def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str
         return found
     src, options = found
     try:
-        import zoo.reference.tapas_tf  # noqa: F401  (TensorFlow, or why it is missing)
         from converters.tapas_checkpoint import resolve
+        from zoo.reference.tapas_tf import TapasTFReference
     except MissingDependencyError as exc:
         return str(exc)
     config = json.loads((model_dir / "config.json").read_text())
-    inputs = _probe_inputs(config)
     located = resolve(src)
     try:
-        want = _shared_outputs(located.files, _Settings.of(config, options), inputs)
+        reference = TapasTFReference(
+            located.files.prefix,
+            located.files.config,
+            reset_position_index_per_cell=bool(options.get("reset_position_index_per_cell", False)),
+            dtype=np.float64,  # the gate compares in float64 (zoo.checks.gate)
+        )
+        tables = probe_batch(config)
+        inputs = {f"tables.{k}": v for k, v in tables.items()}
+        if config.get("model_type") == RETRIEVER_TYPE:
+            questions = question_probe(config)
+            inputs.update({f"questions.{k}": v for k, v in questions.items()})
+            want = reference.dual_encoder(
+                questions["input_ids"],
+                questions["attention_mask"],
+                tables["input_ids"],
+                tables["attention_mask"],
+                tables["token_type_ids"],
+                max_query_length=int(options.get("max_query_length", config["max_query_length"])),
+            )
+        else:
+            want = reference.reader(
+                tables["input_ids"],
+                tables["attention_mask"],
+                tables["token_type_ids"],
+                temperature=float(options.get("temperature", 1.0)),
+            )
+            want["span_indexes"] = want["span_indexes"][0]
     finally:
         located.close()
     return Probe(inputs, want, f"the TensorFlow reference (float64) on {provenance.describe(manifest.get('source'))}")
-
-
-def start_reference(fmt: str, src: Path, options: Mapping[str, Any]) -> None:
-    """Start the TF reference now, on the probe of the config the conversion of `src` will write,
-    so it runs beside the conversion; the encodings check takes its outputs if it asks the same
-    (it runs it itself otherwise). Only inside a conversion (converters.sharing)."""
-
-    def run() -> None:
-        from converters import load_format
-
-        converter = load_format(fmt)
-        with converter.open_source(src, options) as source:
-            config = converter.config_for(source, options).to_dict()
-            _shared_outputs(source.files, _Settings.of(config, config), _probe_inputs(config))
-
-    started(("tapas-reference-early", fmt, str(src)), run)
 
 
 def check_probe(model_dir: Path, probe: Probe, name: str) -> Check:

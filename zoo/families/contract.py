@@ -38,9 +38,7 @@ class FamilyChecks(Protocol):
     """A family's verify checks (zoo/checks/<family>.py); each returns a Check, never raises on a bad model.
 
     `reference_probe` runs the family's independent reference on a fixed probe (or says why it
-    cannot run here); `check_probe` compares the model with such a probe, fresh or stored;
-    `start_reference` lets a conversion start that reference beside its own work, where the
-    reference needs only the source.
+    cannot run here); `check_probe` compares the model with such a probe, fresh or stored.
     """
 
     def encodings(self, model_dir: Path, manifest: Mapping[str, Any]) -> Check: ...
@@ -48,8 +46,6 @@ class FamilyChecks(Protocol):
     def reference_probe(self, model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str: ...
 
     def check_probe(self, model_dir: Path, probe: Probe, name: str) -> Check: ...
-
-    def start_reference(self, fmt: str, src: Path, options: Mapping[str, Any]) -> None: ...
 
     def golden(self, model_dir: Path, golden_dir: Path) -> Check: ...
 
