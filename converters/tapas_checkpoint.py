@@ -360,10 +360,10 @@ def read_bert_config(path: Path) -> dict[str, Any]:
 class TapasSource:
     """SourceReader plus the facts a TAPAS converter needs; close() drops a zip's temp dir."""
 
-    def __init__(self, located: Located, reader, digests: Future[dict[str, str]] | None = None) -> None:
+    def __init__(self, located: Located, reader, hashes: Future[dict[str, Any]] | None = None) -> None:
         self.located = located
         self.reader = reader
-        self._digests = digests
+        self._hashes = hashes
         self._finalizer = weakref.finalize(self, located.close)
 
     @property
@@ -385,20 +385,16 @@ class TapasSource:
     def identity(self, fmt: str) -> dict[str, Any]:
         """What the manifest records about the source: format, path, resolved prefix, hashes."""
         loc = self.located
-        digests = self._digests.result() if self._digests is not None else _digests(loc)
-        record: dict[str, Any] = {
+        return {
             "format": fmt,
             "path": str(loc.path),
             "kind": loc.kind,
             "checkpoint": loc.member or loc.files.prefix.name,  # relative to the artifact, never a local path
-            "files": {name: digest for name, digest in digests.items() if name != ARCHIVE_DIGEST},
+            **(self._hashes.result() if self._hashes is not None else _hashes(loc)),
         }
-        if ARCHIVE_DIGEST in digests:
-            record["archive_sha256"] = digests[ARCHIVE_DIGEST]
-        return record
 
     def close(self) -> None:
-        _settled(self._digests)
+        _settled(self._hashes)
         self._finalizer()
 
     def __enter__(self) -> Self:
@@ -408,23 +404,20 @@ class TapasSource:
         self.close()
 
 
-ARCHIVE_DIGEST = ""  # key of the archive's own sha256 in _digests (no file name is empty)
-
-
-def _digests(located: Located) -> dict[str, str]:
-    """sha256 of every file the conversion reads (and of the zip they came from)."""
-    digests = sha256_of(located.files.all())
+def _hashes(located: Located) -> dict[str, Any]:
+    """The identity record's hashes: every file the conversion reads, and the zip they came from."""
+    hashes: dict[str, Any] = {"files": sha256_of(located.files.all())}
     if located.kind == "zip":
-        digests[ARCHIVE_DIGEST] = sha256_of([located.path])[located.path.name]
-    return digests
+        hashes["archive_sha256"] = sha256_of([located.path])[located.path.name]
+    return hashes
 
 
-def _digests_started(located: Located) -> Future[dict[str, str]]:
-    """_digests on a worker thread: hashing releases the GIL, so it runs beside TensorFlow's
+def _hashes_started(located: Located) -> Future[dict[str, Any]]:
+    """_hashes on a worker thread: hashing releases the GIL, so it runs beside TensorFlow's
     import and the tensor reads instead of after them."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tapas-hash")
     try:
-        return pool.submit(_digests, located)
+        return pool.submit(_hashes, located)
     finally:
         pool.shutdown(wait=False)
 
@@ -439,11 +432,11 @@ def open_checkpoint(src: Path, *, hash_files: bool = False) -> TapasSource:
     """The checkpoint at `src` (zip, folder or prefix); `hash_files` starts hashing its files at
     once, for a conversion's identity record."""
     located = resolve(src)
-    digests = _digests_started(located) if hash_files else None
+    hashes = _hashes_started(located) if hash_files else None
     try:
-        return TapasSource(located, TFCheckpointReader(located.files.prefix), digests)
+        return TapasSource(located, TFCheckpointReader(located.files.prefix), hashes)
     except BaseException:
-        _settled(digests)
+        _settled(hashes)
         located.close()
         raise
 

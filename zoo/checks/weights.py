@@ -64,7 +64,7 @@ def weights(model_dir: Path, manifest: Mapping[str, Any], *, record: bool = Fals
                 want = want.astype(got.dtype)
             want = np.asarray(want, order="C")  # keeps 0-d (ascontiguousarray makes it 1-d)
             if record:
-                digests[target] = hashlib.sha256(want.reshape(-1).view(np.uint8).data).hexdigest()
+                digests[target] = _sha256(want)
             if want.shape == got.shape and np.array_equal(
                 want.reshape(-1).view(np.uint8), got.reshape(-1).view(np.uint8)
             ):
@@ -94,6 +94,11 @@ def weights(model_dir: Path, manifest: Mapping[str, Any], *, record: bool = Fals
     )
 
 
+def _sha256(array: np.ndarray) -> str:
+    """The digest recorded per tensor at conversion and checked against without the source: its raw bytes."""
+    return hashlib.sha256(array.reshape(-1).view(np.uint8).data).hexdigest()
+
+
 def _against_recorded(model_dir: Path, manifest: Mapping[str, Any], why: str) -> Check:
     """Without the source: every converted tensor against the sha256 its source tensor had at conversion."""
     recorded = manifest.get(SOURCE_DIGESTS)
@@ -105,7 +110,7 @@ def _against_recorded(model_dir: Path, manifest: Mapping[str, Any], why: str) ->
         problems += [f"missing from the model: {t}" for t in sorted(set(recorded) - names)]
         problems += [f"invented (no source): {t}" for t in sorted(names - set(recorded))]
         for target in sorted(names & set(recorded)):
-            if hashlib.sha256(converted.get(target).reshape(-1).view(np.uint8).data).hexdigest() != recorded[target]:
+            if _sha256(converted.get(target)) != recorded[target]:
                 problems.append(f"{target}: differs from its source tensor (sha256 recorded at conversion)")
     matched = len(recorded) - len(problems)
     return Check(
