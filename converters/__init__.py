@@ -9,6 +9,7 @@ ConversionResult whose `plan` verify's `weights` check replays against `open_sou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ import numpy as np
 
 from converters.rules import Plan
 from converters.sharing import shared, sharing
+from zoo.cache import FileHash
 from zoo.families import find_format, import_attr
 
 __all__ = ["ConversionResult", "SourceReader", "load_format", "shared", "sharing"]
@@ -39,6 +41,7 @@ class ConversionResult:
     source: dict[str, Any]  # identity recorded in the manifest: format, path, files and hashes
     options: dict[str, Any] = field(default_factory=dict)  # what open_source needs to replay
     notes: tuple[str, ...] = ()  # facts worth stating in the card, e.g. single-tower copy
+    written: Mapping[str, FileHash] = field(default_factory=dict)  # weight files hashed as they were written
 
 
 def load_format(name: str) -> ModuleType:

@@ -184,6 +184,7 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
         },
         options={**replay, "kind": config.kind},
         notes=tuple(notes),
+        written=files,
     )
 
 

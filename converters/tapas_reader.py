@@ -68,7 +68,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             temperature=temperature,
             architectures=[TapasReader.__name__],
         )
-        identity = write_model(source, the_plan, TapasReader, config, out, progress, FORMAT)
+        identity, written = write_model(source, the_plan, TapasReader, config, out, progress, FORMAT)
         notes = (
             []
             if from_graph
@@ -80,6 +80,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             plan=the_plan,
             config=config.to_dict(),
             source=identity,
+            written=written,
             options={"reset_position_index_per_cell": reset, "temperature": temperature},
             notes=tuple(notes),
         )

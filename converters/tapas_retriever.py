@@ -107,7 +107,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
         max_query_length = int(options.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
         the_plan = plan_for(source, options)
         config = _config(source, reset, max_query_length)
-        identity = write_model(source, the_plan, TapasDualEncoder, config, out, progress, FORMAT)
+        identity, written = write_model(source, the_plan, TapasDualEncoder, config, out, progress, FORMAT)
         notes = []
         if single:
             notes.append(
@@ -120,6 +120,7 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             plan=the_plan,
             config=config.to_dict(),
             source=identity,
+            written=written,
             options={
                 "single_tower": single,
                 "reset_position_index_per_cell": reset,

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from converters.rules import Plan, check_shapes
 from converters.tapas_checkpoint import TapasSource, copy_tokenizer_files
+from zoo.cache import FileHash
 from zoo.errors import MappingError
 from zoo.safetensors_io import TensorSpec, write_safetensors
 
@@ -74,9 +75,10 @@ def _prefetched(specs: list[TensorSpec], make) -> Generator[tuple[str, np.ndarra
 
 def write_model(
     source: TapasSource, the_plan: Plan, model_cls, config, out: Path, progress: bool, fmt: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, FileHash]]:
     """Check `the_plan` against the model, write safetensors, config.json and tokenizer files into
-    `out`, and return the source's identity record (hashed meanwhile, since the source was opened)."""
+    `out`; return the source's identity record (hashed meanwhile, since the source was opened) and
+    the weight files' hashes, taken as they were written."""
     expected = expected_shapes(model_cls, config)
     check_shapes(the_plan, {m.source: source.shape(m.source) for m in the_plan.mapped}, expected)
     not_float = [f"{m.source} ({source.dtype(m.source)})" for m in the_plan.mapped if source.dtype(m.source) != FLOAT32]
@@ -102,9 +104,9 @@ def write_model(
         with tqdm(
             total=sum(s.nbytes for s in specs), unit="B", unit_scale=True, disable=not progress, desc="convert"
         ) as bar:
-            write_safetensors(out, specs, produce, on_tensor=lambda s: bar.update(s.nbytes))
+            written = write_safetensors(out, specs, produce, on_tensor=lambda s: bar.update(s.nbytes))
     finally:
         stream.close()
     config.save_pretrained(out)
     copy_tokenizer_files(source.files, out, config.max_position_embeddings)
-    return source.identity(fmt)
+    return source.identity(fmt), written

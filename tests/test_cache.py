@@ -40,6 +40,15 @@ def test_compare_tree_reports_changed_missing_and_extra(tmp_path):
     assert "missing: sub/b" in problems and "not in manifest: c" in problems
 
 
+def test_hash_tree_takes_a_written_hash_only_while_it_holds(tmp_path):
+    (tmp_path / "w").write_bytes(b"weights")
+    claimed = cache.FileHash.written(tmp_path / "w", "f" * 64)  # what a writer said it wrote
+    assert cache.hash_tree(tmp_path, known={"w": claimed})["w"]["sha256"] == "f" * 64
+    (tmp_path / "w").write_bytes(b"changed")  # same size, rewritten after the writer closed it
+    os.utime(tmp_path / "w", ns=(claimed.mtime_ns + 1, claimed.mtime_ns + 1))
+    assert cache.hash_tree(tmp_path, known={"w": claimed})["w"]["sha256"] == cache.sha256_file(tmp_path / "w")
+
+
 def test_pins_round_trip(tmp_path):
     assert cache.read_pin("k", tmp_path) is None
     cache.write_pin("k", {"sha256": "0" * 64}, tmp_path)

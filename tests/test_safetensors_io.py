@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,13 @@ def specs_of(tensors: dict[str, np.ndarray]) -> list[TensorSpec]:
     return [TensorSpec(k, tuple(v.shape), v.dtype) for k, v in tensors.items()]
 
 
+def assert_hashed_as_written(directory: Path, written: dict) -> None:
+    """Each returned hash is the sha256 of the file as it is on disk, and holds for it."""
+    for name, hashed in written.items():
+        assert hashed.sha256 == hashlib.sha256((directory / name).read_bytes()).hexdigest(), name
+        assert hashed.holds_for(directory / name)
+
+
 def test_single_file_round_trip(tmp_path):
     tensors = make(np.random.default_rng(0))
     produced: list[str] = []
@@ -32,8 +41,9 @@ def test_single_file_round_trip(tmp_path):
         produced.append(spec.name)
         return tensors[spec.name]
 
-    names = write_safetensors(tmp_path, specs_of(tensors), produce)
-    assert names == ["model.safetensors"]
+    written = write_safetensors(tmp_path, specs_of(tensors), produce)
+    assert list(written) == ["model.safetensors"]
+    assert_hashed_as_written(tmp_path, written)
     assert produced == list(tensors)  # each tensor produced exactly once, in order
     back = load_file(str(tmp_path / "model.safetensors"))
     assert set(back) == set(tensors)
@@ -45,6 +55,7 @@ def test_sharded_with_index(tmp_path):
     tensors = make(np.random.default_rng(1))
     names = write_safetensors(tmp_path, specs_of(tensors), lambda s: tensors[s.name], max_shard_bytes=100)
     assert INDEX_NAME in names and len(names) > 2
+    assert_hashed_as_written(tmp_path, names)
     index = json.loads((tmp_path / INDEX_NAME).read_text())
     assert index["metadata"]["total_size"] == sum(v.nbytes for v in tensors.values())
     assert read_tensor_names(tmp_path) == index["weight_map"]

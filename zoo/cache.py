@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,14 +260,40 @@ def sha256_file(path: Path, chunk: int = constants.DOWNLOAD_CHUNK) -> str:
     return digest.hexdigest()
 
 
-def hash_tree(root: Path, exclude: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every regular file under `root`, keyed by POSIX relative path."""
+@dataclass(frozen=True)
+class FileHash:
+    """A file's sha256 taken from the bytes as they were written (zoo.safetensors_io), so sealing a
+    conversion need not read gigabytes back; it stands while the file keeps the size and mtime it
+    had when its writer closed it."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def written(cls, path: Path, sha256: str) -> FileHash:
+        stat = path.stat()
+        return cls(sha256, stat.st_size, stat.st_mtime_ns)
+
+    def holds_for(self, path: Path) -> bool:
+        stat = path.stat()
+        return (stat.st_size, stat.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
+def hash_tree(
+    root: Path, exclude: frozenset[str] = frozenset(), known: Mapping[str, FileHash] | None = None
+) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every regular file under `root`, keyed by POSIX relative path.
+
+    A file in `known` whose size and mtime are unchanged takes the hash its writer computed."""
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel in exclude:
             continue
-        out[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+        hashed = (known or {}).get(rel)
+        digest = hashed.sha256 if hashed is not None and hashed.holds_for(path) else sha256_file(path)
+        out[rel] = {"sha256": digest, "size": path.stat().st_size}
     return out
 
 

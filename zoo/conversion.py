@@ -178,7 +178,7 @@ def _convert_into(
             has_tokenizer=(tmp / "vocab.txt").is_file() or bool(fam.remote_code and fam.remote_code.tokenizers),
         ),
     )
-    manifest.seal(tmp, draft, check_dicts)
+    manifest.seal(tmp, draft, check_dicts, written=result.written)
     cache.replace_dir(tmp, out)
     return out
 

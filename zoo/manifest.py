@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,17 @@ def describe(
     }
 
 
-def seal(directory: Path, description: dict[str, Any], checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Hash every file once the directory is complete and write the manifest; returns it."""
-    data = {**description, "checks_at_conversion": checks or [], "files": cache.hash_tree(directory, exclude=UNLISTED)}
+def seal(
+    directory: Path,
+    description: dict[str, Any],
+    checks: list[dict[str, Any]] | None = None,
+    written: Mapping[str, cache.FileHash] | None = None,
+) -> dict[str, Any]:
+    """Hash every file once the directory is complete and write the manifest; returns it.
+
+    `written`: hashes taken as files were written (relative path -> FileHash), used while they still hold."""
+    files = cache.hash_tree(directory, exclude=UNLISTED, known=written)
+    data = {**description, "checks_at_conversion": checks or [], "files": files}
     cache.atomic_write_json(directory / constants.MANIFEST_FILENAME, data)
     return data
 

@@ -3,14 +3,18 @@
 Shapes and dtypes are known before any data is read (TF checkpoints and torch state dicts
 both expose them), so the header and the shard plan are computed up front and each tensor is
 produced, written and dropped in turn. Peak memory is one tensor, not one shard or the model.
+Each file is hashed from the bytes as they are written, on a second thread (hashlib and the
+write both release the GIL), so the manifest need not read the model back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import constants
+from .cache import FileHash
 from .errors import FormatError
 
 _DTYPES: dict[np.dtype, str] = {
@@ -64,27 +69,29 @@ def write_safetensors(
     *,
     max_shard_bytes: int | None = None,
     on_tensor: Callable[[TensorSpec], None] | None = None,
-) -> list[str]:
-    """Write `specs` into model.safetensors (or shards + index above the limit); return file names."""
+) -> dict[str, FileHash]:
+    """Write `specs` into model.safetensors (or shards + index above the limit); return each file's hash."""
     limit = constants.SHARD_BYTES if max_shard_bytes is None else max_shard_bytes
     shards = shard_plan(specs, limit)
     if len(shards) == 1:
         names = [WEIGHTS_NAME]
     else:
         names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
-    for name, shard in zip(names, shards, strict=False):
-        _write_one(directory / name, shard, produce, on_tensor)
+    written = {
+        name: _write_one(directory / name, part, produce, on_tensor) for name, part in zip(names, shards, strict=True)
+    }
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(s.nbytes for s in specs)},
             "weight_map": {s.name: name for name, shard in zip(names, shards, strict=False) for s in shard},
         }
-        (directory / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-        names.append(INDEX_NAME)
-    return names
+        text = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
+        (directory / INDEX_NAME).write_bytes(text)
+        written[INDEX_NAME] = FileHash.written(directory / INDEX_NAME, hashlib.sha256(text).hexdigest())
+    return written
 
 
-def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> None:
+def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> FileHash:
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for spec in specs:
@@ -96,18 +103,22 @@ def _write_one(path: Path, specs: Sequence[TensorSpec], produce, on_tensor) -> N
         offset += spec.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # safetensors aligns the data section to 8 bytes
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)))
-        fh.write(raw)
+    head = struct.pack("<Q", len(raw)) + raw
+    digest = hashlib.sha256(head)
+    with open(path, "wb") as fh, ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-hash") as hasher:
+        fh.write(head)
         for spec in specs:
             array = np.asarray(produce(spec), dtype=spec.dtype, order="C")  # keeps 0-d (ascontiguousarray makes 1-d)
             if tuple(array.shape) != tuple(spec.shape):
                 raise ValueError(f"{spec.name}: produced shape {array.shape}, planned {spec.shape}")
-            fh.write(array.reshape(-1).view(np.uint8).data)
-            del array
+            data = array.reshape(-1).view(np.uint8).data
+            hashed = hasher.submit(digest.update, data)  # beside the write, on the same bytes
+            fh.write(data)
+            hashed.result()
+            del data, array
             if on_tensor is not None:
                 on_tensor(spec)
-        fh.flush()
+    return FileHash.written(path, digest.hexdigest())
 
 
 def read_tensor_names(directory: Path) -> dict[str, str]:

@@ -65,9 +65,7 @@ def weights(model_dir: Path, manifest: Mapping[str, Any], *, record: bool = Fals
             want = np.asarray(want, order="C")  # keeps 0-d (ascontiguousarray makes it 1-d)
             if record:
                 digests[target] = _sha256(want)
-            if want.shape == got.shape and np.array_equal(
-                want.reshape(-1).view(np.uint8), got.reshape(-1).view(np.uint8)
-            ):
+            if want.shape == got.shape and np.array_equal(_bits(want), _bits(got)):
                 equal += 1
             else:
                 diff = (
@@ -92,6 +90,13 @@ def weights(model_dir: Path, manifest: Mapping[str, Any], *, record: bool = Fals
             **({SOURCE_DIGESTS: digests} if record else {}),
         },
     )
+
+
+def _bits(array: np.ndarray) -> np.ndarray:
+    """The array's raw bits as unsigned integers of its item size: bit-exact equality, compared a word at a
+    time (8x faster than byte by byte for float32; NaN payloads and -0.0 count as different, as they are)."""
+    flat = array.reshape(-1)
+    return flat.view(f"u{array.itemsize}") if array.itemsize in (1, 2, 4, 8) else flat.view(np.uint8)
 
 
 def _sha256(array: np.ndarray) -> str:
