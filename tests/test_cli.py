@@ -71,3 +71,29 @@ def test_bad_usage_exits_2(tmp_path):
     assert zoo("convert", "--from", "x.zip", home=tmp_path).returncode == 2  # no --format/--out
     assert zoo("convert", "--from", "x", "--format", "nope", "--out", "o", home=tmp_path).returncode == 2
     assert zoo("path", "FLMR", home=tmp_path).returncode == 1  # known but not in the cache
+
+
+def test_convert_command_checks_its_conversion_without_loading_keras(tmp_path):
+    """`zoo convert` as users type it (zoo.cli.entry): the TAPAS conversion and its checks pass, and
+    TensorFlow's eager import of Keras (and scikit-learn with it) is skipped in the `zoo` process."""
+    from tapas_support import factory
+
+    make = factory()
+    make.write_checkpoint(make.CheckpointSpec(kind="retriever"), tmp_path / "ckpt")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "zoo", "convert", "--from", str(tmp_path / "ckpt")]
+        + ["--format", "tapas-retriever", "--out", str(tmp_path / "out"), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**env, "ZOO_HOME": str(tmp_path / "home")},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checks = json.loads((tmp_path / "out" / "zoo_manifest.json").read_text())["checks_at_conversion"]
+    assert {c["name"]: c["verdict"] for c in checks} == {"weights": "PASS", "encodings": "PASS"}
+    lines = result.stderr.splitlines()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+    assert "tensorflow.python.framework.ops" in imported and "torch" in imported  # TF's C++ log can split its own line
+    assert not {"keras", "keras.src.optimizers", "sklearn"} & imported

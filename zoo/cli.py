@@ -504,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 YOUNG_COLLECTION_THRESHOLD = 100_000  # allocations between young collections in the `zoo` process (CPython: 700)
+PROCESS_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}  # set (unless the user did) in the `zoo` process: see entry()
 
 
 def entry() -> NoReturn:
@@ -516,7 +517,14 @@ def entry() -> NoReturn:
     instead of 700 cut that to about a dozen (~0.8 s); cycles are still collected. The same objects
     are frozen before the interpreter shuts down, so its final collections skip them too. Nothing
     else is skipped: atexit handlers, finalizers and stream flushes still run.
+
+    TensorFlow's own __init__ imports Keras 3, and with it scikit-learn and scipy.stats (~1 s),
+    inside a try/except ImportError; zoo never uses Keras. TF_USE_LEGACY_KERAS=1 points that
+    import at tf_keras, which zoo does not install, so TensorFlow skips it. Only this process
+    sets it (a library cannot know its caller does not use tf.keras), and a user's value stands.
     """
+    for name, value in PROCESS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
     code = main()
     gc.freeze()

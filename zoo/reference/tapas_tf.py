@@ -1,6 +1,6 @@
 """An independent TensorFlow implementation of the TAPAS encoder, dual encoder and NQ reader.
 
-It reads the TF checkpoint's own variables (tf.train.load_checkpoint) and recomputes the
+It reads the TF checkpoint's own variables (RestoreV2, the op TF's Saver restores with) and recomputes the
 original google-research/tapas forward pass in TF ops, following modeling.py,
 table_retriever_model.py, tapas_classifier_model.py and span_prediction_utils.py step by step:
 one-hot token-type lookup (zero for ids outside a table), tanh GELU, post-LN, additive mask
@@ -72,10 +72,10 @@ class TapasTFReference:
         self.reset = reset_position_index_per_cell
         self.dtype = tf.as_dtype(dtype or tf.float32)
         self._kept: dict[tuple[str, Any], Tensor] | None = {} if keep_weights else None
-        self.checkpoint = tf.train.load_checkpoint(str(prefix))
-        self.names = {
-            name
-            for name in self.checkpoint.get_variable_to_shape_map()
+        self.prefix = str(prefix)
+        self.dtypes = {
+            name: dtype
+            for name, dtype in tf.train.load_checkpoint(self.prefix).get_variable_to_dtype_map().items()
             if name.rsplit("/", 1)[-1] not in _NOT_WEIGHTS and name not in ("global_step", "counter")
         }
 
@@ -86,9 +86,13 @@ class TapasTFReference:
         dtype = tf.as_dtype(dtype or self.dtype)
         if self._kept is not None and (name, dtype) in self._kept:
             return self._kept[name, dtype]
-        if name not in self.names:
+        if name not in self.dtypes:
             raise KeyError(f"the checkpoint has no variable {name!r}")
-        value = tf.cast(tf.constant(self.checkpoint.get_tensor(name)), dtype)
+        # restored straight into a TF tensor (no numpy copy), with the GIL released while it reads
+        (stored,) = tf.raw_ops.RestoreV2(
+            prefix=self.prefix, tensor_names=[name], shape_and_slices=[""], dtypes=[self.dtypes[name]]
+        )
+        value = tf.cast(stored, dtype)
         if self._kept is not None:
             self._kept[name, dtype] = value
         return value
@@ -176,13 +180,13 @@ class TapasTFReference:
         self, question_input_ids, question_input_mask, input_ids, input_mask, token_type_ids, max_query_length: int
     ) -> dict[str, np.ndarray]:
         """query_rep, table_rep and both pooled outputs; one tower only: bert/ serves both."""
-        question_scope = "bert_1" if any(n.startswith("bert_1/") for n in self.names) else "bert"
+        question_scope = "bert_1" if any(n.startswith("bert_1/") for n in self.dtypes) else "bert"
         q_ids = np.asarray(question_input_ids)[:, :max_query_length]
         q_mask = np.asarray(question_input_mask)[:, :max_query_length]
         _, question_pooled = self.encode(question_scope, q_ids, q_mask, np.zeros((*q_ids.shape, 7), np.int32))
         _, table_pooled = self.encode("bert", input_ids, input_mask, token_type_ids)
         query_rep, table_rep = question_pooled, table_pooled
-        if "table_projection" in self.names:
+        if "table_projection" in self.dtypes:
             table_rep = tf.matmul(table_pooled, self._v("table_projection"), transpose_b=True)
             query_rep = tf.matmul(question_pooled, self._v("text_projection"), transpose_b=True)
         return {
