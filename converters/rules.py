@@ -13,14 +13,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from zoo.errors import MappingError
 
 
 def _transposed(a: np.ndarray) -> np.ndarray:
-    """a.T made contiguous; for a writable matrix through torch's blocked, threaded copy (~4x numpy's)."""
+    """a.T made contiguous; for a writable matrix through torch's blocked, threaded copy (~4x numpy's).
+
+    torch is imported here, not with the module: zoo.conversion imports the rule tables, and
+    `zoo list` must not pay for torch (zoo.families.contract)."""
     if a.ndim == 2 and a.flags.writeable:
+        import torch
+
         return torch.from_numpy(a).t().contiguous().numpy()
     return np.ascontiguousarray(a.T)
 

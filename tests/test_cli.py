@@ -40,6 +40,26 @@ def test_info_shows_the_drift_table(tmp_path):
     assert data["source"]["repo"] == "LinWeizheDragon/PreFLMR_ViT-G"
 
 
+def test_registry_verbs_load_no_model_stack(tmp_path):
+    """`zoo list` and `zoo info` read the registry only: neither torch nor TensorFlow is imported (transformers
+    is, lightly: the CLI turns its logging down before any command runs)."""
+    code = (
+        "import sys\nfrom zoo.cli import main\nassert main(sys.argv[1:]) == 0\n"
+        "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))"
+    )
+    for verb in (["list"], ["info", "PreFLMR_ViT-G"]):
+        result = subprocess.run(
+            [sys.executable, "-c", code, *verb],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "ZOO_HOME": str(tmp_path), "ZOO_REGISTRY": ""},
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "[]", verb
+
+
 @pytest.mark.parametrize("verb", [("info",), ("pull",), ("path",)])
 def test_unknown_id_exits_2_with_suggestions(tmp_path, verb):
     result = zoo(*verb, "tapas_nq_retriever_tine", home=tmp_path)
