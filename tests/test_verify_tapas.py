@@ -113,3 +113,24 @@ def test_conversion_replays_the_readers_scalar_biases_bit_for_bit(tmp_path):
     checks = {c["name"]: c for c in json.loads((out / "zoo_manifest.json").read_text())["checks_at_conversion"]}
     assert checks["weights"]["verdict"] == "PASS", checks["weights"]
     assert load_file(str(out / "model.safetensors"))["output_bias"].shape == ()
+
+
+def test_weights_replay_sees_one_ulp_in_the_last_element_of_one_kernel(tmp_path):
+    """The replay is bit for bit over whole tensors: one float32 ulp in the last element of one kernel fails it."""
+    import zoo
+    from zoo.checks.weights import weights
+    from zoo.manifest import read
+
+    mk = factory()
+    mk.write_checkpoint(mk.CheckpointSpec(seed=11), tmp_path / "src")
+    out = zoo.convert(tmp_path / "src", format="tapas-retriever", out=tmp_path / "out")
+    assert weights(out, read(out)).ok
+    name = "bert_1.encoder.layer.1.output.dense.weight"
+    tensors = load_file(str(out / "model.safetensors"))
+    last = tensors[name].reshape(-1)
+    last[-1] = np.nextafter(last[-1], np.float32(np.inf), dtype=np.float32)
+    save_file(tensors, str(out / "model.safetensors"))
+    check = weights(out, read(out))
+    assert not check.ok
+    (problem,) = check.data["problems"]
+    assert problem.startswith(f"bert_1/encoder/layer_1/output/dense/kernel -> {name}: not bit-exact")
