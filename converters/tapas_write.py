@@ -3,10 +3,11 @@
 Expected shapes come from the zoo model built on the `meta` device (no memory allocated), so
 the rule table is checked against the real model, not against a second list of shapes.
 Tensors are produced one at a time from the TF reader into the safetensors writer; a small
-prefetch thread reads and transposes the next tensor while the current one is written, and the
-source files are hashed on a third since the source was opened (open_checkpoint; all three are
-I/O or release the GIL). At most PREFETCH tensors wait in memory, so the peak stays near a few
-tensors, not the model.
+prefetch thread reads and transposes the next tensor while the current one is written (and
+hashed, zoo.safetensors_io), and the source files are hashed on another since the source was
+opened (open_checkpoint). Writes, hashes and transposes release the GIL; TensorFlow's
+get_tensor holds it while it reads (~0.3 s per GB, measured). At most PREFETCH tensors wait in
+memory, so the peak stays near a few tensors, not the model.
 """
 
 from __future__ import annotations
