@@ -1,15 +1,18 @@
 """One module per source format. Each exposes FORMAT, FAMILY, OPTIONS, RULES, SKIP, `open_source`,
 `plan_for` and `convert`; zoo/families names which module reads which `--format`.
 
-`convert(src, out, options, progress)` writes the model files (config.json, safetensors,
-tokenizer files) into `out`, an empty temporary directory owned by `zoo.convert`, which adds
-the model card and manifest and renames the directory into place. It returns a
+`convert(src, out, options, progress, on_config=None)` writes the model files (config.json,
+safetensors, tokenizer files) into `out`, an empty temporary directory owned by `zoo.convert`,
+which adds the model card and manifest and renames the directory into place. It returns a
 ConversionResult whose `plan` verify's `weights` check replays against `open_source(src)`.
+Before it writes the weights it calls `on_config(config, options)` with the model config and the
+options it resolved (those of its ConversionResult): zoo starts a reference that needs only the
+source then, beside the writing (zoo.checks.runner.EarlyReference).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol
@@ -21,7 +24,9 @@ from converters.sharing import shared, sharing
 from zoo.cache import FileHash
 from zoo.families import find_format, import_attr
 
-__all__ = ["ConversionResult", "SourceReader", "load_format", "shared", "sharing"]
+__all__ = ["ConfigReady", "ConversionResult", "SourceReader", "load_format", "shared", "sharing"]
+
+ConfigReady = Callable[[Mapping[str, Any], Mapping[str, Any]], None]  # on_config(model config, resolved options)
 
 
 class SourceReader(Protocol):

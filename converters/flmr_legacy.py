@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from converters import ConversionResult, SourceReader, shared
+from converters import ConfigReady, ConversionResult, SourceReader, shared
 from converters.rules import Plan, Rule, check_shapes, plan
 from converters.safe_pickle import load_torch_pickle
 from zoo.cache import sha256_file
@@ -138,7 +138,9 @@ def plan_for(reader: SourceReader, options: dict[str, Any]) -> Plan:
     return the_plan
 
 
-def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> ConversionResult:
+def convert(
+    src: Path, out: Path, options: dict[str, Any], progress: bool, on_config: ConfigReady | None = None
+) -> ConversionResult:
     """Write config.json, the hub-layout safetensors and both tokenizer folders into `out`."""
     src, out = Path(src), Path(out)
     config_dir = _config_dir(options)
@@ -152,6 +154,9 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
     shapes = FLMRModelForRetrieval.hub_state_shapes(config)
     by_target = the_plan.by_target()
     specs = [TensorSpec(t, shapes[t], np.dtype("float32")) for t in sorted(by_target)]
+    resolved, config_dict = {**replay, "kind": config.kind}, json.loads((config_dir / "config.json").read_text())
+    if on_config is not None:
+        on_config(config_dict, resolved)
     bar = _progress_bar(len(specs)) if progress else None
     try:
         files = write_safetensors(
@@ -173,7 +178,7 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
         notes.append("checkpoint objects not reconstructed (restricted unpickler): " + ", ".join(reader.placeholders))
     return ConversionResult(
         plan=the_plan,
-        config=json.loads((config_dir / "config.json").read_text()),
+        config=config_dict,
         source={
             "format": FORMAT,
             "path": str(src.resolve()),
@@ -182,7 +187,7 @@ def convert(src: Path, out: Path, options: dict[str, Any], progress: bool) -> Co
             "vision": _tree_identity(vision_dir) if vision_dir else None,
             "config": _tree_identity(config_dir),
         },
-        options={**replay, "kind": config.kind},
+        options=resolved,
         notes=tuple(notes),
         written=files,
     )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from converters import ConversionResult
+from converters import ConfigReady, ConversionResult
 from converters.rules import Plan, Rule, plan
 from converters.tapas_checkpoint import (
     SKIP,
@@ -55,7 +55,9 @@ def plan_for(reader, options: Mapping[str, Any]) -> Plan:
     return plan(reader.names(), RULES, SKIP)
 
 
-def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) -> ConversionResult:
+def convert(
+    src: Path, out: Path, options: Mapping[str, Any], progress: bool, on_config: ConfigReady | None = None
+) -> ConversionResult:
     """Write config.json, model.safetensors and tokenizer files for a TF NQ reader into `out`."""
     with open_source(src, options, hash_files=True) as source:
         from_graph = source.files.meta is not None
@@ -68,6 +70,9 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             temperature=temperature,
             architectures=[TapasReader.__name__],
         )
+        resolved = {"reset_position_index_per_cell": reset, "temperature": temperature}
+        if on_config is not None:
+            on_config(config.to_dict(), resolved)
         identity, written = write_model(source, the_plan, TapasReader, config, out, progress, FORMAT)
         notes = (
             []
@@ -81,6 +86,6 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             config=config.to_dict(),
             source=identity,
             written=written,
-            options={"reset_position_index_per_cell": reset, "temperature": temperature},
+            options=resolved,
             notes=tuple(notes),
         )

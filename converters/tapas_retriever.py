@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from converters import ConversionResult
+from converters import ConfigReady, ConversionResult
 from converters.rules import Plan, Rule, plan
 from converters.tapas_checkpoint import (
     SKIP,
@@ -98,7 +98,9 @@ def _config(source: TapasSource, reset: bool, max_query_length: int) -> TapasDua
     )
 
 
-def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) -> ConversionResult:
+def convert(
+    src: Path, out: Path, options: Mapping[str, Any], progress: bool, on_config: ConfigReady | None = None
+) -> ConversionResult:
     """Write config.json, model.safetensors and tokenizer files for a TF dual encoder into `out`."""
     with open_source(src, options, hash_files=True) as source:
         single = isinstance(source.reader, AliasView)
@@ -107,6 +109,13 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
         max_query_length = int(options.get("max_query_length", DEFAULT_MAX_QUERY_LENGTH))
         the_plan = plan_for(source, options)
         config = _config(source, reset, max_query_length)
+        resolved = {
+            "single_tower": single,
+            "reset_position_index_per_cell": reset,
+            "max_query_length": max_query_length,
+        }
+        if on_config is not None:
+            on_config(config.to_dict(), resolved)
         identity, written = write_model(source, the_plan, TapasDualEncoder, config, out, progress, FORMAT)
         notes = []
         if single:
@@ -121,10 +130,6 @@ def convert(src: Path, out: Path, options: Mapping[str, Any], progress: bool) ->
             config=config.to_dict(),
             source=identity,
             written=written,
-            options={
-                "single_tower": single,
-                "reset_position_index_per_cell": reset,
-                "max_query_length": max_query_length,
-            },
+            options=resolved,
             notes=tuple(notes),
         )

@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         f32 = "-" if r["float32_diff"] is None else f"{r['float32_diff']:.2g}"
         f64 = r["float64_diff"] if isinstance(r["float64_diff"], str) else f"{r['float64_diff']:.2g}"
         tol = "-" if r["tolerance"] is None else f"{r['tolerance']:.2g}"
-        print(f"| {r['shape']} | {r['std']} | {r['variant']} | {f32} | {f64} | {tol} | {r['verdict']} |")
+        why = " (output shapes differ)" if ": shape (" in r["detail"] else ""
+        print(f"| {r['shape']} | {r['std']} | {r['variant']} | {f32} | {f64} | {tol} | {r['verdict']}{why} |")
     return 0
 
 

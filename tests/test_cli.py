@@ -93,6 +93,18 @@ def test_bad_usage_exits_2(tmp_path):
     assert zoo("path", "FLMR", home=tmp_path).returncode == 1  # known but not in the cache
 
 
+def test_only_convert_and_verify_put_idle_openmp_threads_to_sleep():
+    """zoo.cli.entry's environment per command line: passive OpenMP waiting where torch runs beside
+    TensorFlow and the weights replay; the spinning default where `zoo bench` runs back-to-back ops."""
+    from zoo.cli import process_environment
+
+    assert process_environment(["-v", "convert", "--from", "x"])["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert process_environment(["verify", "tapas_nq_retriever_tiny"])["OMP_WAIT_POLICY"] == "PASSIVE"
+    for argv in (["bench", "tapas_nq_retriever_tiny"], ["list"], ["--version"], []):
+        environment = process_environment(argv)
+        assert "OMP_WAIT_POLICY" not in environment and environment["TF_USE_LEGACY_KERAS"] == "1", argv
+
+
 def test_convert_command_checks_its_conversion_without_loading_keras(tmp_path):
     """`zoo convert` as users type it (zoo.cli.entry): the TAPAS conversion and its checks pass, and
     TensorFlow's eager import of Keras (and scikit-learn with it) is skipped in the `zoo` process."""

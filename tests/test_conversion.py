@@ -50,7 +50,7 @@ def test_failed_check_aborts_before_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(
         runner,
         "conversion_checks",
-        lambda family, model_dir, draft: [Check("weights", ok=False, value="1/2 tensors bit-exact")],
+        lambda family, model_dir, draft, early: [Check("weights", ok=False, value="1/2 tensors bit-exact")],
     )
     with pytest.raises(conversion.ConversionError, match="fails verification: weights"):
         conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
@@ -136,3 +136,102 @@ def test_registry_id_is_not_shadowed_by_a_same_named_folder(tmp_path, monkeypatc
     out = conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "converted")
     assert type(zoo.load(out)).__name__ == "TapasDualEncoder"
     assert type(zoo.load("converted")).__name__ == "TapasDualEncoder"  # a zoo dir named by string
+
+
+@pytest.mark.parametrize(
+    ("src", "fmt", "options"),
+    [
+        (GOLDEN, "tapas-retriever", {}),
+        (GOLDEN.parent / "reader_reset", "tapas-reader", {}),
+        (GOLDEN.parent.parent / "flmr" / "preflmr" / "legacy.ckpt", "flmr-legacy", {"config": "hf"}),
+    ],
+)
+def test_every_converter_announces_the_config_and_options_it_then_writes(tmp_path, src, fmt, options):
+    """The early reference is computed from what on_config says; it must be what the conversion records."""
+    from converters import load_format
+
+    options = {k: str(src.parent / v) for k, v in options.items()}
+    announced: list[tuple[dict, dict, bool]] = []
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def on_config(config, resolved):
+        announced.append((dict(config), dict(resolved), any(out.glob("*.safetensors"))))
+
+    result = load_format(fmt).convert(src, out, options, False, on_config=on_config)
+    [(config, resolved, weights_existed)] = announced
+    assert not weights_existed  # announced before the weights are written
+    assert resolved == result.options
+    assert config == result.config
+    written = {k: v for k, v in json.loads((out / "config.json").read_text()).items() if k != "transformers_version"}
+    assert written and {k: config[k] for k in written} == written
+
+
+def test_the_tf_reference_runs_while_the_weights_are_written(tmp_path, monkeypatch):
+    import converters.tapas_retriever as retriever
+    from zoo.checks import tapas
+
+    events: list[str] = []
+    real_probe, real_write = tapas.source_probe, retriever.write_model
+
+    def probe(*args):
+        events.append("reference started")
+        return real_probe(*args)
+
+    def write(*args):
+        found = real_write(*args)
+        events.append("weights written")
+        return found
+
+    monkeypatch.setattr(tapas, "source_probe", probe)
+    monkeypatch.setattr(retriever, "write_model", write)
+    out = conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
+    assert events.index("reference started") < events.index("weights written"), events
+    assert events.count("reference started") == 1  # the encodings check used it: no second reference run
+    checks = {c["name"]: c for c in manifest.read(out)["checks_at_conversion"]}
+    assert checks["encodings"]["verdict"] == "PASS"
+    assert "TensorFlow reference (float64) on retriever_proj8 (sha256 " in checks["encodings"]["detail"]
+
+
+def test_the_early_reference_equals_the_one_verify_runs_later(tmp_path):
+    """The probe stored at conversion (started early from the converter's announcement) is what verify's
+    encodings check computes afresh from the converted directory and its manifest."""
+    import numpy as np
+
+    from zoo.checks import reference, tapas
+
+    out = conversion.convert_local(GOLDEN, "tapas-retriever", tmp_path / "out")
+    stored = reference.load(out)
+    fresh = tapas.reference_probe(out, manifest.read(out))
+    assert stored is not None and not isinstance(fresh, str)
+    assert stored.reference == fresh.reference and "sha256" in stored.reference
+    assert str(tmp_path) not in stored.reference  # a name and a hash, never a local path
+    assert stored.inputs.keys() == fresh.inputs.keys() and stored.outputs.keys() == fresh.outputs.keys()
+    for key in stored.inputs:
+        assert np.array_equal(stored.inputs[key], fresh.inputs[key]), key
+    for key in stored.outputs:
+        assert np.array_equal(stored.outputs[key], fresh.outputs[key]), key
+
+
+def test_a_failed_write_waits_for_the_early_reference_and_leaves_nothing(tmp_path, monkeypatch):
+    """The reference reads the zip's extraction; it is waited for before the extraction is removed."""
+    import tempfile
+    import threading
+
+    from tapas_support import factory
+
+    import converters.tapas_retriever as retriever
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(retriever, "write_model", broken)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    archive = factory().write_zip(GOLDEN, tmp_path / "src.zip", "inner")
+    with pytest.raises(OSError, match="disk full"):
+        conversion.convert_local(archive, "tapas-retriever", tmp_path / "out")
+    assert not [t for t in threading.enumerate() if t.name.startswith("zoo-reference")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.zip", "temp"]
+    assert list(temp.iterdir()) == []  # the extraction is gone, after the reference finished with it

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -505,6 +505,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 YOUNG_COLLECTION_THRESHOLD = 100_000  # allocations between young collections in the `zoo` process (CPython: 700)
 PROCESS_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}  # set (unless the user did) in the `zoo` process: see entry()
+VERB_ENVIRONMENT: Mapping[str, Mapping[str, str]] = {  # and for these verbs only: see entry()
+    "convert": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "verify": {"OMP_WAIT_POLICY": "PASSIVE"},
+}
+
+
+def process_environment(argv: Sequence[str]) -> dict[str, str]:
+    """What the `zoo` process sets for a command line: PROCESS_ENVIRONMENT plus its verb's (the first
+    word that is not an option: zoo's global options take no values)."""
+    verb = next((arg for arg in argv if not arg.startswith("-")), "")
+    return {**PROCESS_ENVIRONMENT, **VERB_ENVIRONMENT.get(verb, {})}
 
 
 def entry() -> NoReturn:
@@ -522,8 +533,15 @@ def entry() -> NoReturn:
     inside a try/except ImportError; zoo never uses Keras. TF_USE_LEGACY_KERAS=1 points that
     import at tf_keras, which zoo does not install, so TensorFlow skips it. Only this process
     sets it (a library cannot know its caller does not use tf.keras), and a user's value stands.
+
+    `zoo convert` and `zoo verify` run torch on small probe batches between reads of weights from
+    disk, beside TensorFlow's reference and the weights replay. After each parallel region
+    OpenMP's idle threads spin for milliseconds by default (libgomp), and on a 2-core machine
+    that spinning takes the CPU from the threads beside them: ~4 of a LARGE `zoo convert`'s
+    CPU-seconds. OMP_WAIT_POLICY=PASSIVE (read when torch loads OpenMP) makes them sleep instead.
+    Other verbs keep the default: `zoo bench` runs back-to-back operators, where spinning is faster.
     """
-    for name, value in PROCESS_ENVIRONMENT.items():
+    for name, value in process_environment(sys.argv[1:]).items():
         os.environ.setdefault(name, value)
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
     code = main()

@@ -106,9 +106,11 @@ def convert_local(
     out = Path(out).expanduser().resolve()
     tmp = _prepare_target(out, force)
     try:
-        with sharing():  # the source is opened (a zip extracted) once for the converter and every check
+        # the source is opened (a zip extracted) once for the converter and every check; the family's
+        # reference starts on it as soon as the converter knows the config, and is waited for before it closes
+        with sharing(), runner.EarlyReference(fam, src) as early:
             return _convert_into(
-                module, fam, fmt, spec.task, src, tmp, out, options, entry, origin, progress, accept_mismatch
+                module, fam, fmt, spec.task, src, tmp, out, options, entry, origin, progress, accept_mismatch, early
             )
     finally:
         if tmp.exists():
@@ -128,9 +130,10 @@ def _convert_into(
     origin: dict[str, Any] | None,
     progress: bool,
     accept_mismatch: bool,
+    early: runner.EarlyReference,
 ) -> Path:
     """Convert into `tmp`, check, describe, then rename into `out` (the caller removes `tmp` on failure)."""
-    result = module.convert(src, tmp, options, progress)
+    result = module.convert(src, tmp, options, progress, on_config=early.start)
     remote_code.install(tmp, fam, task)
     source, portable_options = provenance.make_portable(
         {**result.source, **({"origin": origin} if origin else {})}, result.options
@@ -146,7 +149,7 @@ def _convert_into(
         skipped=list(result.plan.skipped),
         notes=notes,
     )
-    checks = runner.conversion_checks(fam, tmp, draft)
+    checks = runner.conversion_checks(fam, tmp, draft, early)
     digests = {k: v for c in checks for k, v in c.data.items() if k == SOURCE_DIGESTS}
     if digests:  # the source tensors' hashes travel with the model: `weights` runs without the source
         draft = {**draft, **digests}

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import provenance
 from ..errors import FormatError
 from .report import Check
 
@@ -61,6 +62,13 @@ def load(directory: Path) -> Probe | None:
     outputs = {k.removeprefix("outputs."): v for k, v in arrays.items() if k.startswith("outputs.")}
     texts = {str(k): [str(t) for t in v] for k, v in dict(meta.get("texts") or {}).items()}
     return Probe(inputs, outputs, str(meta.get("reference", "unknown reference")), texts)
+
+
+def on_source(probe: Probe | str, manifest: Mapping[str, Any]) -> Probe | str:
+    """The probe with its reference named after the source the manifest records (by name and hash, never a path)."""
+    if isinstance(probe, str):
+        return probe
+    return replace(probe, reference=f"{probe.reference} on {provenance.describe(manifest.get('source'))}")
 
 
 def run_encodings(probe: Probe | str, check: Callable[[Probe], Check]) -> Check:

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .. import provenance
 from ..errors import FormatError, MissingDependencyError, ZooError
 from ..models.tapas import TOKEN_TYPES, TapasInputError
 from ..safetensors_io import TensorReader
 from . import replay
 from .gate import gate
-from .reference import Probe, run_encodings
+from .reference import Probe, on_source, run_encodings
 from .report import Check
 from .similarity import max_abs_diff, min_row_cosine
 from .streaming import streamed
@@ -37,12 +36,16 @@ PROBE_SEED = 20210427
 PROBE_LENGTHS = (1.0, 0.7, 0.25)  # fractions of the probe width: mixed lengths with padding
 CELL_TOKENS = 3
 QUESTION_TOKENS = 4
+# widths: every feature above is exercised at these, and each token costs float64 compute on both sides
+# (docs/parity.md has the evidence at these widths, tiny to LARGE)
+TABLE_WIDTH = 16
+QUESTION_WIDTH = 20
 
 
 # --- probe --------------------------------------------------------------------------------
 
 
-def probe_batch(config: Mapping[str, Any], width: int = 32) -> dict[str, np.ndarray]:
+def probe_batch(config: Mapping[str, Any], width: int = TABLE_WIDTH) -> dict[str, np.ndarray]:
     """Fixed [3, L] ids / mask / [3, L, 7] token types for a model config (L <= max positions)."""
     rng = np.random.default_rng(PROBE_SEED)
     length = min(width, int(config["max_position_embeddings"]))
@@ -70,7 +73,7 @@ def probe_batch(config: Mapping[str, Any], width: int = 32) -> dict[str, np.ndar
 
 def question_probe(config: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Question ids longer than max_query_length when positions allow, so the cut is exercised."""
-    width = min(int(config["max_position_embeddings"]), int(config.get("max_query_length", 128)) + 4, 40)
+    width = min(int(config["max_position_embeddings"]), int(config.get("max_query_length", 128)) + 4, QUESTION_WIDTH)
     rng = np.random.default_rng(PROBE_SEED + 1)
     ids = rng.integers(1, int(config["vocab_size"]), size=(len(PROBE_LENGTHS), width))
     mask = np.zeros_like(ids)
@@ -141,17 +144,24 @@ RETRIEVER_TYPE = "zoo_tapas_dual_encoder"
 
 
 def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str:
-    """The TF reference (zoo.reference.tapas_tf) on the source checkpoint, run on the fixed probe batch."""
+    """The TF reference (zoo.reference.tapas_tf) on the source checkpoint the manifest names, on the
+    probe batch built from the model's config."""
     found = replay.inputs(manifest)
     if isinstance(found, str):
         return found
     src, options = found
+    config = json.loads((model_dir / "config.json").read_text())
+    return on_source(source_probe(src, options, config), manifest)
+
+
+def source_probe(src: Path, options: Mapping[str, Any], config: Mapping[str, Any]) -> Probe | str:
+    """The TF reference on the checkpoint at `src`, run on the probe batch for `config`: what a conversion
+    starts as soon as its converter knows the config (Family.source_reference), beside the weight writing."""
     try:
         from converters.tapas_checkpoint import resolve
         from zoo.reference.tapas_tf import TapasTFReference
     except MissingDependencyError as exc:
         return str(exc)
-    config = json.loads((model_dir / "config.json").read_text())
     located = resolve(src)
     try:
         reference = TapasTFReference(
@@ -183,7 +193,7 @@ def reference_probe(model_dir: Path, manifest: Mapping[str, Any]) -> Probe | str
             want["span_indexes"] = want["span_indexes"][0]
     finally:
         located.close()
-    return Probe(inputs, want, f"the TensorFlow reference (float64) on {provenance.describe(manifest.get('source'))}")
+    return Probe(inputs, want, "the TensorFlow reference (float64)")
 
 
 def check_probe(model_dir: Path, probe: Probe, name: str) -> Check:

@@ -97,6 +97,10 @@ class Family:
     model_package: str | None = None  # its files ship as remote code beside converted models
     remote_code: RemoteCode | None = None  # how the Auto classes load them
     conversion_checks: tuple[str, ...] = ("weights",)  # checks a conversion must pass before it is kept
+    # "module:callable" (source, resolved options, model config) -> Probe | str: the reference probe from a
+    # conversion's inputs alone, so it runs while the weights are written (zoo.checks.runner.EarlyReference);
+    # None where the reference needs the converted model or a manifest
+    source_reference: str | None = None
 
     def load(self, path: Path) -> Any:
         return import_attr(self.loader)(str(path))
@@ -104,6 +108,9 @@ class Family:
     def checks_module(self) -> FamilyChecks:
         module: FamilyChecks = import_attr(self.checks)
         return module
+
+    def source_reference_fn(self) -> Callable[[Path, Mapping[str, Any], Mapping[str, Any]], Probe | str] | None:
+        return import_attr(self.source_reference) if self.source_reference else None
 
     def bench_module(self) -> ModuleType:
         module: ModuleType = import_attr(self.bench)

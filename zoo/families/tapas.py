@@ -44,4 +44,5 @@ FAMILY = Family(
         }
     ),
     conversion_checks=("weights", "encodings"),  # the TF reference reads the same source checkpoint
+    source_reference="zoo.checks.tapas:source_probe",
 )
