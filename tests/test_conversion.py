@@ -214,17 +214,29 @@ def test_the_early_reference_equals_the_one_verify_runs_later(tmp_path):
 
 
 def test_a_failed_write_waits_for_the_early_reference_and_leaves_nothing(tmp_path, monkeypatch):
-    """The reference reads the zip's extraction; it is waited for before the extraction is removed."""
+    """The reference reads the zip's extraction: it finishes before the extraction is removed and
+    before convert_local returns, also when the conversion fails."""
     import tempfile
-    import threading
+    import time
 
     from tapas_support import factory
 
     import converters.tapas_retriever as retriever
+    from zoo.checks import tapas
 
     def broken(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
+    finished: list[str] = []
+    real_probe = tapas.source_probe
+
+    def slow_probe(*args):
+        time.sleep(0.5)  # still running when the write fails
+        probe = real_probe(*args)
+        finished.append(probe.reference)
+        return probe
+
+    monkeypatch.setattr(tapas, "source_probe", slow_probe)
     monkeypatch.setattr(retriever, "write_model", broken)
     temp = tmp_path / "temp"
     temp.mkdir()
@@ -232,6 +244,6 @@ def test_a_failed_write_waits_for_the_early_reference_and_leaves_nothing(tmp_pat
     archive = factory().write_zip(GOLDEN, tmp_path / "src.zip", "inner")
     with pytest.raises(OSError, match="disk full"):
         conversion.convert_local(archive, "tapas-retriever", tmp_path / "out")
-    assert not [t for t in threading.enumerate() if t.name.startswith("zoo-reference")]
+    assert finished == ["the TensorFlow reference (float64)"]  # it ran to the end on the extracted files
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.zip", "temp"]
-    assert list(temp.iterdir()) == []  # the extraction is gone, after the reference finished with it
+    assert list(temp.iterdir()) == []  # and the extraction is gone
