@@ -154,7 +154,8 @@ def convert(
     shapes = FLMRModelForRetrieval.hub_state_shapes(config)
     by_target = the_plan.by_target()
     specs = [TensorSpec(t, shapes[t], np.dtype("float32")) for t in sorted(by_target)]
-    resolved, config_dict = {**replay, "kind": config.kind}, json.loads((config_dir / "config.json").read_text())
+    resolved = {**replay, "kind": config.kind}
+    config_dict = json.loads((config_dir / "config.json").read_text())
     if on_config is not None:
         on_config(config_dict, resolved)
     bar = _progress_bar(len(specs)) if progress else None

@@ -71,8 +71,9 @@ def convert(
             architectures=[TapasReader.__name__],
         )
         resolved = {"reset_position_index_per_cell": reset, "temperature": temperature}
+        announced = config.to_dict()  # what the ConversionResult reports too
         if on_config is not None:
-            on_config(config.to_dict(), resolved)
+            on_config(announced, resolved)
         identity, written = write_model(source, the_plan, TapasReader, config, out, progress, FORMAT)
         notes = (
             []
@@ -83,7 +84,7 @@ def convert(
             notes.append("The source has no vocab.txt; no tokenizer files were written.")
         return ConversionResult(
             plan=the_plan,
-            config=config.to_dict(),
+            config=announced,
             source=identity,
             written=written,
             options=resolved,

@@ -114,8 +114,9 @@ def convert(
             "reset_position_index_per_cell": reset,
             "max_query_length": max_query_length,
         }
+        announced = config.to_dict()  # what the ConversionResult reports too
         if on_config is not None:
-            on_config(config.to_dict(), resolved)
+            on_config(announced, resolved)
         identity, written = write_model(source, the_plan, TapasDualEncoder, config, out, progress, FORMAT)
         notes = []
         if single:
@@ -127,7 +128,7 @@ def convert(
             notes.append("The source has no vocab.txt; no tokenizer files were written.")
         return ConversionResult(
             plan=the_plan,
-            config=config.to_dict(),
+            config=announced,
             source=identity,
             written=written,
             options=resolved,
